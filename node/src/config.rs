@@ -1,0 +1,153 @@
+//! The node's home directory and `config/ipsat.toml`, laid out like a CometBFT home:
+//!
+//! ```text
+//! <home>/config/ipsat.toml   this file
+//! <home>/cometbft/           the CometBFT home the node runs its consensus from
+//! <home>/data/state.db/      RocksDB with the subnet state
+//! <home>/keys/               account keys (0600)
+//! <home>/logs/cometbft.log   CometBFT's output
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_FILE: &str = "config/ipsat.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub abci: AbciConfig,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub cometbft: CometConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AbciConfig {
+    /// Where the ABCI server listens; must equal `proxy_app` in CometBFT's config.toml.
+    pub listen: SocketAddr,
+}
+
+impl Default for AbciConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 26658).into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where the gRPC API (ipsat.v1, health, reflection) listens.
+    pub listen: SocketAddr,
+    /// How long a BROADCAST_MODE_COMMIT call waits at most, in milliseconds.
+    pub commit_timeout_ms: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 9090).into(),
+            commit_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CometConfig {
+    /// The `cometbft` executable; a bare name is looked up on PATH.
+    pub binary: PathBuf,
+    /// CometBFT home, relative to the node home unless absolute.
+    pub home: PathBuf,
+    /// CometBFT's RPC address (its `rpc.laddr`), used to broadcast and read headers.
+    pub rpc: String,
+    /// Whether `node start` launches and supervises CometBFT, or it runs separately.
+    pub supervise: bool,
+}
+
+impl Default for CometConfig {
+    fn default() -> Self {
+        Self {
+            binary: "cometbft".into(),
+            home: "cometbft".into(),
+            rpc: "http://127.0.0.1:26657".into(),
+            supervise: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Prometheus text endpoint (`/metrics`); empty disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(([127, 0, 0, 1], 9464).into()),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(home: &Path) -> Result<Self> {
+        let path = home.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (run `ipsat testnet init` or `ipsat init`)", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    pub fn write(&self, home: &Path) -> Result<()> {
+        let path = home.join(CONFIG_FILE);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = format!(
+            "# ipsat node configuration. Every key is optional; the values shown are in force.\n{}",
+            toml::to_string_pretty(self)?
+        );
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn cometbft_home(&self, home: &Path) -> PathBuf {
+        home.join(&self.cometbft.home)
+    }
+}
+
+pub fn state_db_path(home: &Path) -> PathBuf {
+    home.join("data").join("state.db")
+}
+
+pub fn keys_dir(home: &Path) -> PathBuf {
+    home.join("keys")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        config.write(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), config);
+        std::fs::write(dir.path().join(CONFIG_FILE), "[grpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
+        let err = format!("{:#}", Config::load(dir.path()).unwrap_err());
+        assert!(err.contains("bogus"), "{err}");
+        std::fs::write(dir.path().join(CONFIG_FILE), "[abci]\nlisten = \"not an address\"\n").unwrap();
+        assert!(Config::load(dir.path()).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! The dApp-facing gRPC API (`ipsat.v1`), with gRPC health and reflection.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipsat_proto::v1::{self as pb, query_service_server::QueryService, tx_service_server::TxService};
+use ipsat_subnet::tx::{tx_hash, MAX_TX_BYTES};
+use ipsat_subnet::types::is_valid_name;
+use ipsat_subnet::{Address, AppError, CommittedBlock, StateQuery};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status};
+
+use crate::cometbft::{CometRpc, RpcError};
+
+type ApiStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Longest key a query may name; keyspaces cannot allow longer ones.
+const MAX_QUERY_KEY_BYTES: usize = ipsat_subnet::state::MAX_KEY_LIMIT as usize;
+
+#[derive(Clone)]
+pub struct Api {
+    pub query: StateQuery,
+    pub rpc: CometRpc,
+    pub committed: broadcast::Sender<Arc<CommittedBlock>>,
+    pub chain_id: String,
+    pub commit_timeout: Duration,
+}
+
+fn internal(error: AppError) -> Status {
+    match error {
+        AppError::NotInitialized => Status::unavailable("the chain has no genesis yet"),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn rpc_status(error: RpcError) -> Status {
+    match &error {
+        RpcError::Unreachable { .. } => Status::unavailable(error.to_string()),
+        RpcError::Rpc(message) if message.contains("already exists in cache") => {
+            Status::already_exists("transaction is already in the mempool cache")
+        }
+        RpcError::Rpc(message) if message.contains("mempool is full") => {
+            Status::resource_exhausted(error.to_string())
+        }
+        _ => Status::internal(error.to_string()),
+    }
+}
+
+fn address(bytes: &[u8]) -> Result<Address, Status> {
+    Address::from_slice(bytes)
+        .map_err(|_| Status::invalid_argument(format!("address must be 20 bytes, got {}", bytes.len())))
+}
+
+fn keyspace_name(name: &str) -> Result<(), Status> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "keyspace name {name:?} must match [a-z0-9-]{{1,32}}"
+        )))
+    }
+}
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, Status>> {
+    async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(internal)
+    }
+}
+
+#[tonic::async_trait]
+impl TxService for Api {
+    async fn broadcast_tx(
+        &self,
+        request: Request<pb::BroadcastTxRequest>,
+    ) -> Result<Response<pb::BroadcastTxResponse>, Status> {
+        let request = request.into_inner();
+        if request.tx.is_empty() {
+            return Err(Status::invalid_argument("tx is empty"));
+        }
+        if request.tx.len() > MAX_TX_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "tx of {} bytes exceeds {MAX_TX_BYTES}",
+                request.tx.len()
+            )));
+        }
+        let mode = pb::BroadcastMode::try_from(request.mode)
+            .map_err(|_| Status::invalid_argument(format!("unknown broadcast mode {}", request.mode)))?;
+        let hash = tx_hash(&request.tx);
+        // Subscribe before broadcasting so the commit cannot slip past unseen.
+        let mut blocks = self.committed.subscribe();
+        let checked = self.rpc.broadcast_tx_sync(&request.tx).await.map_err(rpc_status)?;
+        let mut response = pb::BroadcastTxResponse {
+            hash: hash.to_vec(),
+            code: checked.code,
+            log: checked.log,
+            height: 0,
+            events: Vec::new(),
+        };
+        if mode != pb::BroadcastMode::Commit || checked.code != 0 {
+            return Ok(Response::new(response));
+        }
+        let timeout = match request.timeout_ms {
+            0 => self.commit_timeout,
+            ms => Duration::from_millis(u64::from(ms)).min(self.commit_timeout),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let block = match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                Ok(Ok(block)) => block,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(Status::unavailable("node is shutting down"))
+                }
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "transaction {} passed CheckTx but was not committed within {timeout:?}",
+                        hex::encode(hash)
+                    )))
+                }
+            };
+            if let Some(result) = block.tx_results.iter().find(|r| r.hash == hash) {
+                response.code = result.code;
+                response.log = result.log.clone();
+                response.height = block.height;
+                response.events = result.events.iter().map(|e| e.to_proto()).collect();
+                return Ok(Response::new(response));
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for Api {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let query = self.query.clone();
+        let (committed, params) = blocking(move || {
+            let committed = query.latest()?.ok_or(AppError::NotInitialized)?;
+            Ok((committed, query.params()?))
+        })
+        .await?;
+        let subnet_id = self.query.subnet_id().map_err(internal)?;
+        Ok(Response::new(pb::GetStatusResponse {
+            subnet_id,
+            chain_id: self.chain_id.clone(),
+            height: committed.height,
+            app_hash: committed.app_hash.to_vec(),
+            state_root: committed.state_root.to_vec(),
+            history_root: committed.history_root.to_vec(),
+            node_version: env!("CARGO_PKG_VERSION").into(),
+            fee_base: params.fee_base.to_string(),
+            fee_per_byte: params.fee_per_byte.to_string(),
+        }))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let request = request.into_inner();
+        let who = address(&request.address)?;
+        let query = self.query.clone();
+        let read = blocking(move || query.account(&who, request.prove)).await?;
+        let record = read.value.unwrap_or_default();
+        Ok(Response::new(pb::GetAccountResponse {
+            account: Some(pb::Account {
+                address: who.0.to_vec(),
+                balance: record.balance().to_string(),
+                nonce: record.nonce,
+            }),
+            height: read.height,
+            proof: read.proof,
+        }))
+    }
+
+    async fn get_keyspace(
+        &self,
+        request: Request<pb::GetKeyspaceRequest>,
+    ) -> Result<Response<pb::GetKeyspaceResponse>, Status> {
+        let request = request.into_inner();
+        keyspace_name(&request.name)?;
+        let query = self.query.clone();
+        let name = request.name.clone();
+        let read = blocking(move || query.keyspace(&name, request.prove)).await?;
+        if read.value.is_none() && read.proof.is_none() {
+            return Err(Status::not_found(format!("keyspace {:?} does not exist", request.name)));
+        }
+        Ok(Response::new(pb::GetKeyspaceResponse {
+            keyspace: read.value.map(|k| k.to_proto(&request.name)),
+            height: read.height,
+            proof: read.proof,
+        }))
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::GetKeyResponse>, Status> {
+        let request = request.into_inner();
+        keyspace_name(&request.keyspace)?;
+        if request.key.is_empty() || request.key.len() > MAX_QUERY_KEY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "key must be 1..={MAX_QUERY_KEY_BYTES} bytes, got {}",
+                request.key.len()
+            )));
+        }
+        let query = self.query.clone();
+        let read = blocking(move || query.kv(&request.keyspace, &request.key, request.prove)).await?;
+        Ok(Response::new(pb::GetKeyResponse {
+            value: read.value,
+            height: read.height,
+            proof: read.proof,
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let height = match request.into_inner().height {
+            0 => None,
+            h => Some(h),
+        };
+        let header = self.rpc.header(height).await.map_err(|e| match e {
+            RpcError::Rpc(message) => Status::not_found(message),
+            other => rpc_status(other),
+        })?;
+        Ok(Response::new(pb::GetBlockResponse {
+            height: header.height,
+            block_hash: header.block_hash,
+            app_hash: header.app_hash,
+            chain_id: header.chain_id,
+            num_txs: header.num_txs,
+        }))
+    }
+
+    type StreamBlocksStream = ApiStream<pb::Block>;
+
+    async fn stream_blocks(
+        &self,
+        _request: Request<pb::StreamBlocksRequest>,
+    ) -> Result<Response<Self::StreamBlocksStream>, Status> {
+        let stream = BroadcastStream::new(self.committed.subscribe()).map(|item| match item {
+            Ok(block) => Ok(block.to_proto()),
+            Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
+                "stream fell {n} blocks behind; reconnect"
+            ))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type StreamEventsStream = ApiStream<pb::TxEvent>;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let kind = request.into_inner().kind;
+        let stream = BroadcastStream::new(self.committed.subscribe()).flat_map(move |item| {
+            let events: Vec<Result<pb::TxEvent, Status>> = match item {
+                Ok(block) => block
+                    .tx_results
+                    .iter()
+                    .flat_map(|tx| {
+                        tx.events.iter().map(move |event| (tx.hash, event))
+                    })
+                    .filter(|(_, event)| kind.is_empty() || event.kind == kind)
+                    .map(|(hash, event)| {
+                        Ok(pb::TxEvent {
+                            height: block.height,
+                            tx_hash: hash.to_vec(),
+                            event: Some(event.to_proto()),
+                        })
+                    })
+                    .collect(),
+                Err(BroadcastStreamRecvError::Lagged(n)) => vec![Err(Status::resource_exhausted(
+                    format!("stream fell {n} blocks behind; reconnect"),
+                ))],
+            };
+            tokio_stream::iter(events)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,80 @@
+//! Prometheus metrics of the node, served as text on `metrics.listen` (`GET /metrics`).
+//! CometBFT serves its own consensus metrics on its `instrumentation` port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ipsat_subnet::CommittedBlock;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+pub struct Metrics {
+    height: AtomicU64,
+    txs_committed_ok: AtomicU64,
+    txs_committed_failed: AtomicU64,
+    check_tx_accepted: AtomicU64,
+    check_tx_rejected: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record_block(&self, block: &CommittedBlock) {
+        self.height.store(block.height, Relaxed);
+        let ok = block.tx_results.iter().filter(|r| r.code == 0).count() as u64;
+        self.txs_committed_ok.fetch_add(ok, Relaxed);
+        self.txs_committed_failed
+            .fetch_add(block.tx_results.len() as u64 - ok, Relaxed);
+    }
+
+    pub fn record_check_tx(&self, code: u32) {
+        if code == 0 {
+            self.check_tx_accepted.fetch_add(1, Relaxed);
+        } else {
+            self.check_tx_rejected.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        };
+        gauge("ipsat_block_height", "gauge", "Height of the last committed block.", self.height.load(Relaxed));
+        gauge("ipsat_txs_committed_ok_total", "counter", "Committed transactions that succeeded.", self.txs_committed_ok.load(Relaxed));
+        gauge("ipsat_txs_committed_failed_total", "counter", "Committed transactions that failed (fee charged).", self.txs_committed_failed.load(Relaxed));
+        gauge("ipsat_check_tx_accepted_total", "counter", "Transactions admitted to the mempool.", self.check_tx_accepted.load(Relaxed));
+        gauge("ipsat_check_tx_rejected_total", "counter", "Transactions refused at CheckTx.", self.check_tx_rejected.load(Relaxed));
+        out
+    }
+}
+
+/// Serves the metrics until the process ends.
+pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let Ok(n) = socket.read(&mut request).await else {
+                return;
+            };
+            let response = if request[..n].starts_with(b"GET /metrics") {
+                let body = metrics.render();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,43 @@
+//! Offline verification of a [`pb::StateProof`]: key/value (or absence) -> state root ->
+//! app hash. Comparing the app hash with a committed CometBFT header is the caller's step,
+//! because only the caller knows which header it trusts.
+
+use ipsat_proto::v1 as pb;
+use jmt::RootHash;
+use thiserror::Error;
+
+use crate::app::app_hash;
+use crate::store::{key_hash, StateProofJmt};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ProofError {
+    #[error("{0} is not 32 bytes")]
+    BadHashLength(&'static str),
+    #[error("the merkle proof does not decode: {0}")]
+    Decode(String),
+    #[error("the merkle proof does not verify against the state root: {0}")]
+    Merkle(String),
+    #[error("the app hash does not commit to the state and history roots")]
+    AppHash,
+}
+
+fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], ProofError> {
+    bytes.try_into().map_err(|_| ProofError::BadHashLength(what))
+}
+
+/// Checks that `proof.key` has `proof.value` (or nothing) in the state committed by
+/// `proof.app_hash`, and returns that app hash.
+pub fn verify_state_proof(proof: &pb::StateProof) -> Result<[u8; 32], ProofError> {
+    let state_root = hash32(&proof.state_root, "state root")?;
+    let history_root = hash32(&proof.history_root, "history root")?;
+    let claimed_app_hash = hash32(&proof.app_hash, "app hash")?;
+    let merkle: StateProofJmt =
+        borsh::from_slice(&proof.jmt_proof).map_err(|e| ProofError::Decode(e.to_string()))?;
+    merkle
+        .verify(RootHash(state_root), key_hash(&proof.key), proof.value.as_deref())
+        .map_err(|e| ProofError::Merkle(e.to_string()))?;
+    if app_hash(&state_root, &history_root) != claimed_app_hash {
+        return Err(ProofError::AppHash);
+    }
+    Ok(claimed_app_hash)
+}

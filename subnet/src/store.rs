@@ -1,0 +1,260 @@
+//! Authenticated state on RocksDB.
+//!
+//! Column families:
+//! - `state`: raw key -> latest value, for fast reads during execution;
+//! - `jmt_nodes`, `jmt_values`: the Jellyfish Merkle tree, versioned by height, which gives
+//!   existence and non-existence proofs at any committed height;
+//! - `history`: nodes of the history accumulator;
+//! - `meta`: genesis and the committed block's roots.
+//!
+//! A block is written with one synced `WriteBatch`, so a crash leaves either the whole block
+//! or none of it; CometBFT's handshake replays what is missing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ipsat_checkpoint::{Hash32, HistoryNode};
+use jmt::proof::SparseMerkleProof;
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, SimpleHasher, Version};
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use thiserror::Error;
+
+const CF_STATE: &str = "state";
+const CF_JMT_NODES: &str = "jmt_nodes";
+const CF_JMT_VALUES: &str = "jmt_values";
+const CF_HISTORY: &str = "history";
+const CF_META: &str = "meta";
+
+const META_COMMITTED: &[u8] = b"committed";
+const META_GENESIS: &[u8] = b"genesis";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("merkle tree: {0}")]
+    Tree(String),
+    #[error("corrupt record {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+/// blake3 as the Jellyfish Merkle tree's hash function.
+#[derive(Default)]
+pub struct Blake3Hasher(blake3::Hasher);
+
+impl SimpleHasher for Blake3Hasher {
+    fn new() -> Self {
+        Self(blake3::Hasher::new())
+    }
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finalize(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+pub type StateProofJmt = SparseMerkleProof<Blake3Hasher>;
+
+/// The key hash the tree indexes `key` under.
+pub fn key_hash(key: &[u8]) -> KeyHash {
+    KeyHash::with::<Blake3Hasher>(key)
+}
+
+/// What is persisted about the last committed block.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Committed {
+    pub height: u64,
+    pub state_root: Hash32,
+    pub history_root: Hash32,
+    pub app_hash: Hash32,
+    pub history_leaf_count: u64,
+    pub history_peaks: Vec<Hash32>,
+}
+
+/// Everything one block changes, written atomically by [`Store::write_block`].
+pub struct BlockWrite {
+    pub state_changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub tree_update: TreeUpdateBatch,
+    pub history_nodes: Vec<HistoryNode>,
+    pub committed: Committed,
+    pub genesis: Option<Vec<u8>>,
+}
+
+pub struct Store {
+    db: DB,
+}
+
+fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn history_key(level: u8, index: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = level;
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn jmt_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(&key_hash.0);
+    key[32..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let families = [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_HISTORY, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        Ok(Self {
+            db: DB::open_cf_descriptors(&options, path, families)?,
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("every column family is created at open")
+    }
+
+    /// The latest committed value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_STATE), key)?)
+    }
+
+    pub fn committed(&self) -> Result<Option<Committed>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_META), META_COMMITTED)?
+            .map(|bytes| Committed::try_from_slice(&bytes).map_err(|e| corrupt("committed", e)))
+            .transpose()
+    }
+
+    pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?)
+    }
+
+    pub fn history_node(&self, level: u8, index: u64) -> Result<Option<Hash32>, StoreError> {
+        self.db
+            .get_cf(self.cf(CF_HISTORY), history_key(level, index))?
+            .map(|bytes| {
+                Hash32::try_from(bytes.as_slice()).map_err(|_| corrupt("history node", "length"))
+            })
+            .transpose()
+    }
+
+    /// Computes the state root of `version` after applying `changes` to the previous version,
+    /// without writing anything.
+    pub fn compute_root(
+        &self,
+        changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        version: Version,
+    ) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
+        JellyfishMerkleTree::<_, Blake3Hasher>::new(self)
+            .put_value_set(
+                changes.iter().map(|(k, v)| (key_hash(k), v.clone())),
+                version,
+            )
+            .map_err(|e| StoreError::Tree(e.to_string()))
+    }
+
+    /// The value of `key` at `version` with a proof against that version's state root.
+    pub fn get_with_proof(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> Result<(Option<Vec<u8>>, StateProofJmt), StoreError> {
+        JellyfishMerkleTree::<_, Blake3Hasher>::new(self)
+            .get_with_proof(key_hash(key), version)
+            .map_err(|e| StoreError::Tree(e.to_string()))
+    }
+
+    /// Writes one block atomically and durably.
+    pub fn write_block(&self, block: BlockWrite) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in &block.state_changes {
+            match value {
+                Some(value) => batch.put_cf(self.cf(CF_STATE), key, value),
+                None => batch.delete_cf(self.cf(CF_STATE), key),
+            }
+        }
+        let nodes: &NodeBatch = &block.tree_update.node_batch;
+        for (node_key, node) in nodes.nodes() {
+            let key = borsh::to_vec(node_key).map_err(|e| corrupt("jmt node key", e))?;
+            let value = borsh::to_vec(node).map_err(|e| corrupt("jmt node", e))?;
+            batch.put_cf(self.cf(CF_JMT_NODES), key, value);
+        }
+        for ((version, key_hash), value) in nodes.values() {
+            let encoded = match value {
+                Some(value) => [&[1u8][..], value].concat(),
+                None => vec![0u8],
+            };
+            batch.put_cf(
+                self.cf(CF_JMT_VALUES),
+                jmt_value_key(key_hash, *version),
+                encoded,
+            );
+        }
+        for node in &block.history_nodes {
+            batch.put_cf(
+                self.cf(CF_HISTORY),
+                history_key(node.level, node.index),
+                node.hash,
+            );
+        }
+        if let Some(genesis) = &block.genesis {
+            batch.put_cf(self.cf(CF_META), META_GENESIS, genesis);
+        }
+        let committed = borsh::to_vec(&block.committed).map_err(|e| corrupt("committed", e))?;
+        batch.put_cf(self.cf(CF_META), META_COMMITTED, committed);
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+}
+
+impl TreeReader for Store {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        let key = borsh::to_vec(node_key)?;
+        match self.db.get_cf(self.cf(CF_JMT_NODES), key)? {
+            Some(bytes) => Ok(Some(Node::try_from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_JMT_VALUES));
+        iter.seek_for_prev(jmt_value_key(&key_hash, max_version));
+        if !iter.valid() {
+            iter.status()?;
+            return Ok(None);
+        }
+        match (iter.key(), iter.value()) {
+            (Some(key), Some(value)) if key.starts_with(&key_hash.0) => match value.split_first() {
+                Some((1, value)) => Ok(Some(value.to_vec())),
+                Some((0, [])) => Ok(None),
+                _ => anyhow::bail!("corrupt jmt value record"),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        // Only state-sync restore needs this; this store never restores a tree.
+        Ok(None)
+    }
+}

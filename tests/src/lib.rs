@@ -1,0 +1,275 @@
+//! Harness for the multi-process integration tests: a local testnet of real `ipsat` nodes,
+//! each supervising a real CometBFT, created with `ipsat testnet init` and driven over gRPC.
+//!
+//! It owns processes and temporary directories only; it must not reach into node internals,
+//! so the tests see exactly what an operator and a dApp see.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use ipsat_proto::v1::{
+    self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
+    tx_service_client::TxServiceClient,
+};
+use ipsat_subnet::{tx, Address, SubnetId};
+use secp256k1::SecretKey;
+use tonic::transport::Channel;
+
+/// Fee that covers the default minimum for any transaction these tests send.
+pub const FEE: u128 = 100_000_000_000;
+
+pub struct Testnet {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub subnet: SubnetId,
+    grpc_ports: Vec<u16>,
+    nodes: Vec<Option<Child>>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub query: QueryServiceClient<Channel>,
+    pub tx: TxServiceClient<Channel>,
+}
+
+impl Testnet {
+    /// Runs `ipsat testnet init` for `validators` nodes whose ports start at `base_port`.
+    pub fn init(bin: &Path, validators: usize, base_port: u16) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let output = Command::new(bin)
+            .args(["testnet", "init"])
+            .arg("--validators")
+            .arg(validators.to_string())
+            .arg("--base-port")
+            .arg(base_port.to_string())
+            .arg("--grpc-base-port")
+            .arg((base_port + 400).to_string())
+            .arg("--metrics-base-port")
+            .arg((base_port + 450).to_string())
+            .args(["--timeout-commit", "300ms", "--accounts", "4", "--output", "json"])
+            .arg("--output-dir")
+            .arg(dir.path().join("net"))
+            .output()
+            .context("running ipsat testnet init")?;
+        ensure!(
+            output.status.success(),
+            "testnet init failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let layout: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let grpc_ports = layout["nodes"]
+            .as_array()
+            .context("layout has no nodes")?
+            .iter()
+            .map(|n| n["grpc"].as_u64().map(|p| p as u16).context("grpc port"))
+            .collect::<Result<Vec<_>>>()?;
+        let subnet = layout["subnet_id"]
+            .as_str()
+            .context("subnet id")?
+            .parse()?;
+        Ok(Self {
+            dir,
+            bin: bin.to_owned(),
+            subnet,
+            nodes: (0..grpc_ports.len()).map(|_| None).collect(),
+            grpc_ports,
+        })
+    }
+
+    fn home(&self, i: usize) -> PathBuf {
+        self.dir.path().join("net").join(format!("node{i}"))
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Starts node `i` (ipsat plus its cometbft) in a process group of its own.
+    pub fn start(&mut self, i: usize) -> Result<()> {
+        ensure!(self.nodes[i].is_none(), "node {i} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home(i).join("ipsat.log"))?;
+        let child = Command::new(&self.bin)
+            .args(["node", "start", "--home"])
+            .arg(self.home(i))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("spawning ipsat node start")?;
+        self.nodes[i] = Some(child);
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> Result<()> {
+        (0..self.len()).try_for_each(|i| self.start(i))
+    }
+
+    /// SIGKILL to node `i`'s whole process group: ipsat and cometbft die mid-flight.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        let mut child = self.nodes[i].take().context("node is not running")?;
+        // SAFETY: kill(2) on the process group this harness created.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+        child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM to node `i`'s ipsat, which must stop its cometbft and exit 0.
+    pub fn stop(&mut self, i: usize) -> Result<()> {
+        let mut child = self.nodes[i].take().context("node is not running")?;
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                ensure!(status.success(), "node {i} exited with {status} on SIGTERM");
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("node {i} did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The tail of node `i`'s logs, for failure messages.
+    pub fn logs(&self, i: usize) -> String {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+        let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        format!(
+            "--- node{i} ipsat ---\n{}\n--- node{i} cometbft ---\n{}",
+            tail(read(self.home(i).join("ipsat.log"))),
+            tail(read(self.home(i).join("logs/cometbft.log")))
+        )
+    }
+
+    /// A gRPC client for node `i`, retrying until its API is up.
+    pub async fn client(&self, i: usize) -> Result<Client> {
+        let endpoint = format!("http://127.0.0.1:{}", self.grpc_ports[i]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Channel::from_shared(endpoint.clone())?.connect().await {
+                Ok(channel) => {
+                    return Ok(Client {
+                        query: QueryServiceClient::new(channel.clone()),
+                        tx: TxServiceClient::new(channel),
+                    })
+                }
+                Err(e) if Instant::now() > deadline => bail!("node {i} gRPC never came up: {e}\n{}", self.logs(i)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Waits until node `i` has committed at least `height`.
+    pub async fn wait_for_height(&self, i: usize, height: u64, timeout: Duration) -> Result<u64> {
+        let mut client = self.client(i).await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = client.query.get_status(pb::GetStatusRequest {}).await {
+                let now = status.into_inner().height;
+                if now >= height {
+                    return Ok(now);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("node {i} did not reach height {height} within {timeout:?}\n{}", self.logs(i));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The secret key of a funded account created by testnet init ("faucet", "account-1", ...).
+    pub fn key(&self, name: &str) -> Result<SecretKey> {
+        let path = self.dir.path().join("net/keys").join(format!("{name}.json"));
+        let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let secret = hex::decode(file["secret_key"].as_str().context("secret_key")?)?;
+        Ok(SecretKey::from_slice(&secret)?)
+    }
+
+    /// Signs a transaction for this testnet's subnet.
+    pub fn sign(&self, key: &SecretKey, nonce: u64, msg: Msg) -> Vec<u8> {
+        sign_for(&self.subnet, key, nonce, msg)
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            // SAFETY: kill(2) on the process group this harness created.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn address_of(key: &SecretKey) -> Address {
+    tx::address_of(&key.public_key(&secp256k1::Secp256k1::signing_only()))
+}
+
+pub fn sign_for(subnet: &SubnetId, key: &SecretKey, nonce: u64, msg: Msg) -> Vec<u8> {
+    let body = pb::TxBody {
+        subnet_id: subnet.to_string(),
+        from: address_of(key).0.to_vec(),
+        nonce,
+        fee: FEE.to_string(),
+        msg: Some(msg),
+    };
+    tx::sign(key, subnet, &body)
+}
+
+pub fn transfer(to: Address, amount: u128) -> Msg {
+    Msg::Transfer(pb::Transfer {
+        to: to.0.to_vec(),
+        amount: amount.to_string(),
+    })
+}
+
+impl Client {
+    pub async fn broadcast(&mut self, tx: Vec<u8>, mode: pb::BroadcastMode) -> Result<pb::BroadcastTxResponse> {
+        Ok(self
+            .tx
+            .broadcast_tx(pb::BroadcastTxRequest {
+                tx,
+                mode: mode as i32,
+                timeout_ms: 0,
+            })
+            .await?
+            .into_inner())
+    }
+
+    pub async fn account(&mut self, address: Address) -> Result<pb::Account> {
+        self.query
+            .get_account(pb::GetAccountRequest {
+                address: address.0.to_vec(),
+                prove: false,
+            })
+            .await?
+            .into_inner()
+            .account
+            .context("no account in response")
+    }
+
+    pub async fn status(&mut self) -> Result<pb::GetStatusResponse> {
+        Ok(self.query.get_status(pb::GetStatusRequest {}).await?.into_inner())
+    }
+}
