@@ -5,3 +5,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ipsat/target}"
 GOBIN_DIR="$(go env GOBIN 2>/dev/null || true)"
 [ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 export PATH="$GOBIN_DIR:$HOME/.cargo/bin:$PATH"
+# Tools installed from npm by scripts/install-deps.sh (anvil, solcjs).
+export IPSAT_TOOLS="${IPSAT_TOOLS:-$HOME/.cache/ipsat/tools}"
+export PATH="$IPSAT_TOOLS/bin:$PATH"

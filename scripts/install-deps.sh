@@ -28,3 +28,73 @@ if ! "$GOBIN/cometbft" version 2>/dev/null | grep -qx "${COMETBFT_VERSION#v}"; t
 fi
 
 log "cometbft $("$GOBIN/cometbft" version) at $GOBIN/cometbft"
+
+# --- RSK stand-in (anvil) and the Solidity compiler (solcjs), from npm ---------------------
+# Both go into a prefix outside the clone; $TOOLS/bin holds stable entry points
+# (`anvil`, `solcjs`) that scripts/env.sh puts on PATH.
+SOLC_VERSION="0.8.37"
+ANVIL_NPM_PACKAGE="@foundry-rs/anvil-linux-amd64"
+ANVIL_VERSION="1.7.1"
+TOOLS="${IPSAT_TOOLS:-$HOME/.cache/ipsat/tools}"
+NPM_PREFIX="$TOOLS/npm"
+mkdir -p "$TOOLS/bin" "$NPM_PREFIX"
+
+npm_installed_version() { # <package>: prints the version installed under $NPM_PREFIX, or nothing
+  local pj="$NPM_PREFIX/node_modules/$1/package.json"
+  [ -f "$pj" ] && node -e 'process.stdout.write(require(process.argv[1]).version)' "$pj" 2>/dev/null || true
+}
+
+npm_wanted=()
+[ "$(npm_installed_version solc)" = "$SOLC_VERSION" ] || npm_wanted+=("solc@${SOLC_VERSION}")
+[ "$(npm_installed_version "$ANVIL_NPM_PACKAGE")" = "$ANVIL_VERSION" ] || npm_wanted+=("${ANVIL_NPM_PACKAGE}@${ANVIL_VERSION}")
+if ((${#npm_wanted[@]})); then
+  log "installing from npm into $NPM_PREFIX: ${npm_wanted[*]}"
+  # Keep the full pin set in the prefix's package.json so one package's install never prunes the other.
+  npm install --prefix "$NPM_PREFIX" --save-exact --no-audit --no-fund --loglevel=error \
+    "solc@${SOLC_VERSION}" "${ANVIL_NPM_PACKAGE}@${ANVIL_VERSION}" >&2
+fi
+
+# anvil: link the real binary shipped by the npm package (not a node shim).
+anvil_bin=""
+for candidate in \
+  "$NPM_PREFIX/node_modules/$ANVIL_NPM_PACKAGE/bin/anvil" \
+  "$NPM_PREFIX/node_modules/$ANVIL_NPM_PACKAGE/anvil"; do
+  if [ -f "$candidate" ]; then anvil_bin="$candidate"; break; fi
+done
+if [ -z "$anvil_bin" ]; then
+  anvil_bin="$(find "$NPM_PREFIX/node_modules/$ANVIL_NPM_PACKAGE" -type f -name anvil | head -n1)"
+fi
+[ -n "$anvil_bin" ] || { log "no anvil binary in $ANVIL_NPM_PACKAGE@$ANVIL_VERSION"; exit 1; }
+[ -x "$anvil_bin" ] || chmod +x "$anvil_bin"
+[ "$(readlink "$TOOLS/bin/anvil" 2>/dev/null)" = "$anvil_bin" ] || ln -sfn "$anvil_bin" "$TOOLS/bin/anvil"
+
+# solcjs: a wrapper around node solc's CLI (a symlink would break its relative requires).
+solcjs_wrapper="#!/bin/sh
+exec node \"$NPM_PREFIX/node_modules/solc/solc.js\" \"\$@\"
+"
+if [ "$(cat "$TOOLS/bin/solcjs" 2>/dev/null)" != "${solcjs_wrapper%$'\n'}" ]; then
+  printf '%s' "$solcjs_wrapper" >"$TOOLS/bin/solcjs"
+  chmod +x "$TOOLS/bin/solcjs"
+fi
+
+"$TOOLS/bin/solcjs" --version | grep -q "^${SOLC_VERSION}+" \
+  || { log "solcjs does not report ${SOLC_VERSION}"; exit 1; }
+log "solcjs $("$TOOLS/bin/solcjs" --version) at $TOOLS/bin/solcjs"
+log "$("$TOOLS/bin/anvil" --version | head -n1) at $TOOLS/bin/anvil"
+
+# --- Bitcoin regtest node (btcd + btcctl) -------------------------------------------------
+BTCD_VERSION="v0.24.2"
+# Check the module version baked into the binary: btcctl v0.24.2 still reports "0.23.1-beta"
+# from --version, so its own version string cannot be trusted.
+go_bin_module_version() { # <binary>: prints the main module version it was built from
+  go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
+}
+if [ "$(go_bin_module_version "$GOBIN/btcd")" != "$BTCD_VERSION" ]; then
+  log "installing btcd ${BTCD_VERSION} into $GOBIN"
+  go install "github.com/btcsuite/btcd@${BTCD_VERSION}"
+fi
+if [ "$(go_bin_module_version "$GOBIN/btcctl")" != "$BTCD_VERSION" ]; then
+  log "installing btcctl ${BTCD_VERSION} into $GOBIN"
+  go install "github.com/btcsuite/btcd/cmd/btcctl@${BTCD_VERSION}"
+fi
+log "btcd + btcctl ${BTCD_VERSION} at $GOBIN/btcd, $GOBIN/btcctl ($("$GOBIN/btcd" --version))"
