@@ -35,7 +35,6 @@ pub struct BroadcastResult {
     pub code: u32,
     #[serde(default)]
     pub log: String,
-    pub hash: String,
 }
 
 /// The parts of a CometBFT block header that clients check proofs against.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub const CONFIG_FILE: &str = "config/ipsat.toml";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]

@@ -266,29 +266,34 @@ impl QueryService for Api {
         request: Request<pb::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let kind = request.into_inner().kind;
-        let stream = BroadcastStream::new(self.committed.subscribe()).flat_map(move |item| {
-            let events: Vec<Result<pb::TxEvent, Status>> = match item {
-                Ok(block) => block
-                    .tx_results
-                    .iter()
-                    .flat_map(|tx| {
-                        tx.events.iter().map(move |event| (tx.hash, event))
-                    })
-                    .filter(|(_, event)| kind.is_empty() || event.kind == kind)
-                    .map(|(hash, event)| {
-                        Ok(pb::TxEvent {
+        let mut blocks = self.committed.subscribe();
+        let (events, stream) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let block = match blocks.recv().await {
+                    Ok(block) => block,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let lagged = format!("stream fell {n} blocks behind; reconnect");
+                        let _ = events.send(Err(Status::resource_exhausted(lagged))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                for tx in &block.tx_results {
+                    for event in tx.events.iter().filter(|e| kind.is_empty() || e.kind == kind) {
+                        let item = pb::TxEvent {
                             height: block.height,
-                            tx_hash: hash.to_vec(),
+                            tx_hash: tx.hash.to_vec(),
                             event: Some(event.to_proto()),
-                        })
-                    })
-                    .collect(),
-                Err(BroadcastStreamRecvError::Lagged(n)) => vec![Err(Status::resource_exhausted(
-                    format!("stream fell {n} blocks behind; reconnect"),
-                ))],
-            };
-            tokio_stream::iter(events)
+                        };
+                        if events.send(Ok(item)).await.is_err() {
+                            return; // the client went away
+                        }
+                    }
+                }
+            }
         });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(stream);
         Ok(Response::new(Box::pin(stream)))
     }
 }

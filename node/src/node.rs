@@ -52,7 +52,7 @@ pub async fn start(home: &Path) -> Result<()> {
     let abci = AbciApp::new(app, committed.clone(), metrics.clone());
     let abci_server = tendermint_abci::ServerBuilder::default()
         .bind(config.abci.listen, abci)
-        .with_context(|| format!("binding the ABCI server on {}", config.abci.listen))?;
+        .map_err(|e| anyhow::anyhow!("binding the ABCI server on {}: {e}", config.abci.listen))?;
     std::thread::Builder::new()
         .name("abci".into())
         .spawn(move || {

@@ -279,7 +279,8 @@ fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
     assert!(!n.app.process_proposal(&[cases[1].0.clone()]));
     // A block of stateful failures executes but leaves the state root as an empty block does;
     // only the history accumulator moves.
-    let stateful: Vec<Vec<u8>> = cases[3..].iter().map(|(raw, _)| raw.clone()).collect();
+    // Replay, future nonce, fee too low, unfunded sender: refused before the fee is taken.
+    let stateful: Vec<Vec<u8>> = [3, 4, 6, 9].iter().map(|&i| cases[i].0.clone()).collect();
     let mut twin = node();
     twin.block(&[signed(1, 0, transfer(addr(2), 1))]);
     let codes = n.block(&stateful);
@@ -323,11 +324,14 @@ fn proofs_verify_and_any_tampering_fails() {
             |p| &mut p.app_hash,
             |p| &mut p.key,
         ];
-        for field in fields {
+        // An absence proof also proves absence of any other key under the same empty branch,
+        // so for those the key is not tampered with here; relabelling it is checked below.
+        let tamperable = if proof.value.is_some() { 5 } else { 4 };
+        for (f, field) in fields.into_iter().enumerate().take(tamperable) {
             for i in 0..field(&mut proof.clone()).len() {
                 let mut bad = proof.clone();
                 field(&mut bad)[i] ^= 0x01;
-                assert!(verify_state_proof(&bad).is_err(), "byte {i} of a field");
+                assert!(verify_state_proof(&bad).is_err(), "byte {i} of field {f}, value {:?}", proof.value);
             }
         }
         let mut bad = proof.clone();
@@ -342,6 +346,9 @@ fn proofs_verify_and_any_tampering_fails() {
             assert!(verify_state_proof(&bad).is_err(), "existence passed off as absence");
         }
     }
+    let mut relabelled = absent.clone();
+    relabelled.key = present.key.clone();
+    assert!(verify_state_proof(&relabelled).is_err(), "absence proof reused for a present key");
 }
 
 #[test]

@@ -111,13 +111,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-async fn send_all(rpc: Arc<Rpc>, urls: &[String], txs: Vec<Vec<u8>>, concurrency: usize) -> Result<HashMap<[u8; 32], Instant>> {
+async fn send_all(rpc: Arc<Rpc>, urls: Vec<String>, txs: Vec<Vec<u8>>, concurrency: usize) -> Result<HashMap<[u8; 32], Instant>> {
     let sent = Arc::new(Mutex::new(HashMap::with_capacity(txs.len())));
     let queue = Arc::new(Mutex::new(txs.into_iter().enumerate().collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>()));
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let (rpc, sent, queue) = (rpc.clone(), sent.clone(), queue.clone());
-        let urls = urls.to_vec();
+        let urls = urls.clone();
         workers.push(tokio::spawn(async move {
             loop {
                 let Some((i, tx)) = queue.lock().await.pop() else { return Ok::<_, anyhow::Error>(()) };
@@ -220,7 +220,7 @@ async fn main() -> Result<()> {
     let first_height = rpc.height(&url).await? + 1;
     eprintln!("sending {total} transactions of ~{tx_size} bytes over {} endpoints...", args.rpcs.len());
     let started = Instant::now();
-    let sender = tokio::spawn(send_all(rpc.clone(), &args.rpcs.clone(), txs, args.concurrency));
+    let sender = tokio::spawn(send_all(rpc.clone(), args.rpcs.clone(), txs, args.concurrency));
 
     let mut committed: HashMap<[u8; 32], Instant> = HashMap::with_capacity(total);
     let mut block_times = Vec::new();
