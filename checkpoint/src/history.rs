@@ -68,7 +68,9 @@ fn hash_root(leaf_count: u64, peaks: &[Hash32]) -> Hash32 {
 
 /// Levels of the peaks of an accumulator with `leaf_count` leaves, largest first.
 fn peak_levels(leaf_count: u64) -> impl Iterator<Item = u8> {
-    (0..64u8).rev().filter(move |level| leaf_count & (1 << level) != 0)
+    (0..64u8)
+        .rev()
+        .filter(move |level| leaf_count & (1 << level) != 0)
 }
 
 impl HistoryAccumulator {
@@ -254,13 +256,17 @@ mod tests {
             let root = acc.root();
             for index in 0..leaves {
                 let height = index + 1;
-                let proof = acc.prove(index, |l, i| store.get(&(l, i)).copied()).unwrap();
+                let proof = acc
+                    .prove(index, |l, i| store.get(&(l, i)).copied())
+                    .unwrap();
                 proof.verify(&root, height, &state_root(height)).unwrap();
                 assert_eq!(
                     proof.verify(&root, height + 1, &state_root(height)),
                     Err(HistoryError::RootMismatch)
                 );
-                assert!(proof.verify(&root, height, &state_root(height + 1)).is_err());
+                assert!(proof
+                    .verify(&root, height, &state_root(height + 1))
+                    .is_err());
                 for s in 0..proof.siblings.len() {
                     let mut bad = proof.clone();
                     bad.siblings[s][7] ^= 1;
@@ -273,7 +279,9 @@ mod tests {
                 }
                 let mut bad_root = root;
                 bad_root[31] ^= 1;
-                assert!(proof.verify(&bad_root, height, &state_root(height)).is_err());
+                assert!(proof
+                    .verify(&bad_root, height, &state_root(height))
+                    .is_err());
             }
         }
     }

@@ -10,4 +10,4 @@
 
 mod history;
 
-pub use history::{HistoryAccumulator, HistoryError, HistoryNode, HistoryProof, Hash32};
+pub use history::{Hash32, HistoryAccumulator, HistoryError, HistoryNode, HistoryProof};

@@ -74,7 +74,9 @@ impl AbciApp {
 
     fn lock(&self) -> MutexGuard<'_, SubnetApp> {
         // A panic while holding the lock means the state machine's invariants are unknown.
-        self.app.lock().expect("subnet app mutex poisoned by a panic")
+        self.app
+            .lock()
+            .expect("subnet app mutex poisoned by a panic")
     }
 }
 
@@ -139,7 +141,10 @@ impl Application for AbciApp {
         let txs: Vec<Vec<u8>> = request.txs.iter().map(|tx| tx.to_vec()).collect();
         let accept = self.lock().process_proposal(&txs);
         if !accept {
-            tracing::warn!(height = request.height, "rejecting a proposal with invalid transactions");
+            tracing::warn!(
+                height = request.height,
+                "rejecting a proposal with invalid transactions"
+            );
         }
         abci::ResponseProcessProposal {
             status: if accept {
@@ -186,7 +191,11 @@ impl Application for AbciApp {
     fn commit(&self) -> abci::ResponseCommit {
         let block = self.lock().commit().unwrap_or_else(|e| fatal("Commit", e));
         self.metrics.record_block(&block);
-        tracing::debug!(height = block.height, txs = block.tx_results.len(), "committed");
+        tracing::debug!(
+            height = block.height,
+            txs = block.tx_results.len(),
+            "committed"
+        );
         // Nobody listening is fine: the channel only feeds gRPC streams and waiters.
         let _ = self.committed.send(Arc::new(block));
         abci::ResponseCommit { retain_height: 0 }
@@ -206,7 +215,9 @@ impl Application for AbciApp {
             },
             (path, _) => abci::ResponseQuery {
                 code: 1,
-                log: format!("unknown query path {path:?}: use the gRPC API (ipsat.v1.QueryService)"),
+                log: format!(
+                    "unknown query path {path:?}: use the gRPC API (ipsat.v1.QueryService)"
+                ),
                 ..Default::default()
             },
         }

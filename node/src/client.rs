@@ -40,7 +40,11 @@ impl Client {
         fee: Option<Amount>,
         wait: bool,
     ) -> Result<pb::BroadcastTxResponse> {
-        let status = self.query.get_status(pb::GetStatusRequest {}).await?.into_inner();
+        let status = self
+            .query
+            .get_status(pb::GetStatusRequest {})
+            .await?
+            .into_inner();
         let subnet: SubnetId = status.subnet_id.parse()?;
         let account = self
             .query

@@ -81,8 +81,14 @@ impl CometRpc {
             .await
             .map_err(|e| RpcError::Response(e.to_string()))?;
         if let Some(error) = response.get("error") {
-            let data = error.get("data").and_then(Value::as_str).unwrap_or_default();
-            let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+            let data = error
+                .get("data")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             return Err(RpcError::Rpc(format!("{message}: {data}")));
         }
         response
@@ -94,7 +100,9 @@ impl CometRpc {
     /// Submits to the mempool and returns once CheckTx has run.
     pub async fn broadcast_tx_sync(&self, tx: &[u8]) -> Result<BroadcastResult, RpcError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(tx);
-        let result = self.call("broadcast_tx_sync", json!({ "tx": encoded })).await?;
+        let result = self
+            .call("broadcast_tx_sync", json!({ "tx": encoded }))
+            .await?;
         serde_json::from_value(result).map_err(|e| RpcError::Response(e.to_string()))
     }
 
@@ -211,7 +219,12 @@ pub fn run_command(binary: &Path, args: &[&str]) -> Result<String> {
     let output = std::process::Command::new(binary)
         .args(args)
         .output()
-        .with_context(|| format!("running {} (install it with scripts/install-deps.sh)", binary.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} (install it with scripts/install-deps.sh)",
+                binary.display()
+            )
+        })?;
     if !output.status.success() {
         bail!(
             "{} {} failed: {}",

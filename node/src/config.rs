@@ -104,8 +104,12 @@ impl Default for MetricsConfig {
 impl Config {
     pub fn load(home: &Path) -> Result<Self> {
         let path = home.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {} (run `ipsat testnet init` or `ipsat init`)", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (run `ipsat testnet init` or `ipsat init`)",
+                path.display()
+            )
+        })?;
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -144,10 +148,18 @@ mod tests {
         let config = Config::default();
         config.write(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), config);
-        std::fs::write(dir.path().join(CONFIG_FILE), "[grpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[grpc]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n",
+        )
+        .unwrap();
         let err = format!("{:#}", Config::load(dir.path()).unwrap_err());
         assert!(err.contains("bogus"), "{err}");
-        std::fs::write(dir.path().join(CONFIG_FILE), "[abci]\nlisten = \"not an address\"\n").unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[abci]\nlisten = \"not an address\"\n",
+        )
+        .unwrap();
         assert!(Config::load(dir.path()).is_err());
     }
 }

@@ -4,7 +4,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipsat_proto::v1::{self as pb, query_service_server::QueryService, tx_service_server::TxService};
+use ipsat_proto::v1::{
+    self as pb, query_service_server::QueryService, tx_service_server::TxService,
+};
 use ipsat_subnet::tx::{tx_hash, MAX_TX_BYTES};
 use ipsat_subnet::types::is_valid_name;
 use ipsat_subnet::{Address, AppError, CommittedBlock, StateQuery};
@@ -50,8 +52,9 @@ fn rpc_status(error: RpcError) -> Status {
 }
 
 fn address(bytes: &[u8]) -> Result<Address, Status> {
-    Address::from_slice(bytes)
-        .map_err(|_| Status::invalid_argument(format!("address must be 20 bytes, got {}", bytes.len())))
+    Address::from_slice(bytes).map_err(|_| {
+        Status::invalid_argument(format!("address must be 20 bytes, got {}", bytes.len()))
+    })
 }
 
 fn keyspace_name(name: &str) -> Result<(), Status> {
@@ -91,12 +94,17 @@ impl TxService for Api {
                 request.tx.len()
             )));
         }
-        let mode = pb::BroadcastMode::try_from(request.mode)
-            .map_err(|_| Status::invalid_argument(format!("unknown broadcast mode {}", request.mode)))?;
+        let mode = pb::BroadcastMode::try_from(request.mode).map_err(|_| {
+            Status::invalid_argument(format!("unknown broadcast mode {}", request.mode))
+        })?;
         let hash = tx_hash(&request.tx);
         // Subscribe before broadcasting so the commit cannot slip past unseen.
         let mut blocks = self.committed.subscribe();
-        let checked = self.rpc.broadcast_tx_sync(&request.tx).await.map_err(rpc_status)?;
+        let checked = self
+            .rpc
+            .broadcast_tx_sync(&request.tx)
+            .await
+            .map_err(rpc_status)?;
         let mut response = pb::BroadcastTxResponse {
             hash: hash.to_vec(),
             code: checked.code,
@@ -193,7 +201,10 @@ impl QueryService for Api {
         let name = request.name.clone();
         let read = blocking(move || query.keyspace(&name, request.prove)).await?;
         if read.value.is_none() && read.proof.is_none() {
-            return Err(Status::not_found(format!("keyspace {:?} does not exist", request.name)));
+            return Err(Status::not_found(format!(
+                "keyspace {:?} does not exist",
+                request.name
+            )));
         }
         Ok(Response::new(pb::GetKeyspaceResponse {
             keyspace: read.value.map(|k| k.to_proto(&request.name)),
@@ -215,7 +226,8 @@ impl QueryService for Api {
             )));
         }
         let query = self.query.clone();
-        let read = blocking(move || query.kv(&request.keyspace, &request.key, request.prove)).await?;
+        let read =
+            blocking(move || query.kv(&request.keyspace, &request.key, request.prove)).await?;
         Ok(Response::new(pb::GetKeyResponse {
             value: read.value,
             height: read.height,
@@ -280,7 +292,11 @@ impl QueryService for Api {
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 for tx in &block.tx_results {
-                    for event in tx.events.iter().filter(|e| kind.is_empty() || e.kind == kind) {
+                    for event in tx
+                        .events
+                        .iter()
+                        .filter(|e| kind.is_empty() || e.kind == kind)
+                    {
                         let item = pb::TxEvent {
                             height: block.height,
                             tx_hash: tx.hash.to_vec(),

@@ -43,7 +43,10 @@ pub fn store(dir: &Path, name: &str, secret: SecretKey) -> Result<Key> {
         bail!("key name {name:?} must match [a-z0-9-]{{1,32}}");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let address = address_of(&PublicKey::from_secret_key(&Secp256k1::signing_only(), &secret));
+    let address = address_of(&PublicKey::from_secret_key(
+        &Secp256k1::signing_only(),
+        &secret,
+    ));
     let file = KeyFile {
         name: name.to_owned(),
         address,
@@ -70,17 +73,33 @@ pub fn load(dir: &Path, name: &str) -> Result<Key> {
         bail!("key name {name:?} must match [a-z0-9-]{{1,32}}");
     }
     let path = key_path(dir, name);
-    let text = std::fs::read(&path)
-        .with_context(|| format!("no key {name:?} in {} (see `ipsat keys list`)", dir.display()))?;
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "no key {name:?} in {} (see `ipsat keys list`)",
+            dir.display()
+        )
+    })?;
     let file: KeyFile = serde_json::from_slice(&text)
         .with_context(|| format!("key file {} is not valid", path.display()))?;
     let bytes = hex::decode(&file.secret_key)
         .ok()
         .and_then(|b| SecretKey::from_slice(&b).ok())
-        .with_context(|| format!("key file {} holds no valid secp256k1 secret", path.display()))?;
-    let address = address_of(&PublicKey::from_secret_key(&Secp256k1::signing_only(), &bytes));
+        .with_context(|| {
+            format!(
+                "key file {} holds no valid secp256k1 secret",
+                path.display()
+            )
+        })?;
+    let address = address_of(&PublicKey::from_secret_key(
+        &Secp256k1::signing_only(),
+        &bytes,
+    ));
     if address != file.address {
-        bail!("key file {} names address {} but its secret is for {address}", path.display(), file.address);
+        bail!(
+            "key file {} names address {} but its secret is for {address}",
+            path.display(),
+            file.address
+        );
     }
     Ok(Key {
         name: file.name,
@@ -115,13 +134,20 @@ mod tests {
     fn keys_are_private_unique_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let key = create(dir.path(), "alice").unwrap();
-        let mode = std::fs::metadata(dir.path().join("alice.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("alice.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load(dir.path(), "alice").unwrap().address, key.address);
         assert!(create(dir.path(), "alice").is_err(), "overwrote a key");
         assert!(create(dir.path(), "../evil").is_err());
         create(dir.path(), "bob").unwrap();
-        let names: Vec<_> = list(dir.path()).unwrap().into_iter().map(|k| k.name).collect();
+        let names: Vec<_> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
         assert_eq!(names, ["alice", "bob"]);
         std::fs::write(dir.path().join("bob.json"), b"{\"name\":\"bob\"}").unwrap();
         assert!(load(dir.path(), "bob").is_err());

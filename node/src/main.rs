@@ -23,13 +23,22 @@ use ipsat_subnet::{Address, Amount, SubnetId};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "ipsat", version, about = "IPsatoshi node and client for a blocktree of BFT subnets")]
+#[command(
+    name = "ipsat",
+    version,
+    about = "IPsatoshi node and client for a blocktree of BFT subnets"
+)]
 struct Cli {
     /// Home directory: config, state, keys (CometBFT-style layout).
     #[arg(long, global = true, env = "IPSAT_HOME", default_value_os_t = default_home())]
     home: PathBuf,
     /// gRPC endpoint of the node that client commands talk to.
-    #[arg(long, global = true, env = "IPSAT_NODE", default_value = "http://127.0.0.1:9090")]
+    #[arg(
+        long,
+        global = true,
+        env = "IPSAT_NODE",
+        default_value = "http://127.0.0.1:9090"
+    )]
     node: String,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
@@ -316,7 +325,11 @@ fn run_testnet_init(args: TestnetInitArgs, output: Output) -> Result<()> {
     for (name, address) in &layout.accounts {
         human.push_str(&format!("  {name:<16} {address}\n"));
     }
-    print(output, human.trim_end().to_owned(), serde_json::to_value(&layout)?);
+    print(
+        output,
+        human.trim_end().to_owned(),
+        serde_json::to_value(&layout)?,
+    );
     Ok(())
 }
 
@@ -328,7 +341,12 @@ fn policy_proto(policy: Policy) -> pb::WritePolicy {
     }
 }
 
-async fn run_tx(args: TxArgs, keys_dir: &std::path::Path, node: &str, output: Output) -> Result<()> {
+async fn run_tx(
+    args: TxArgs,
+    keys_dir: &std::path::Path,
+    node: &str,
+    output: Output,
+) -> Result<()> {
     let key = keys::load(keys_dir, &args.from)?;
     let msg = match args.msg {
         TxMsg::Transfer { to, amount } => Msg::Transfer(pb::Transfer {
@@ -427,14 +445,20 @@ async fn run_query(command: QueryCommand, node: &str, output: Output) -> Result<
         QueryCommand::Keyspace { name, prove } => {
             let response = client
                 .query
-                .get_keyspace(pb::GetKeyspaceRequest { name: name.clone(), prove })
+                .get_keyspace(pb::GetKeyspaceRequest {
+                    name: name.clone(),
+                    prove,
+                })
                 .await?
                 .into_inner();
             let proof = proof_line(&mut client, response.proof.as_ref()).await?;
             let Some(keyspace) = response.keyspace else {
                 print(
                     output,
-                    format!("keyspace {name} does not exist at height {}{proof}", response.height),
+                    format!(
+                        "keyspace {name} does not exist at height {}{proof}",
+                        response.height
+                    ),
                     json!({"name": name, "exists": false, "height": response.height}),
                 );
                 return Ok(());
@@ -471,13 +495,18 @@ async fn run_query(command: QueryCommand, node: &str, output: Output) -> Result<
                 .await?
                 .into_inner();
             let proof = proof_line(&mut client, response.proof.as_ref()).await?;
-            let shown = response
-                .value
-                .as_ref()
-                .map(|v| String::from_utf8(v.clone()).unwrap_or_else(|_| format!("0x{}", hex::encode(v))));
+            let shown = response.value.as_ref().map(|v| {
+                String::from_utf8(v.clone()).unwrap_or_else(|_| format!("0x{}", hex::encode(v)))
+            });
             let human = match &shown {
-                Some(v) => format!("{keyspace}/{key} = {v}  (height {}){proof}", response.height),
-                None => format!("{keyspace}/{key} is absent (height {}){proof}", response.height),
+                Some(v) => format!(
+                    "{keyspace}/{key} = {v}  (height {}){proof}",
+                    response.height
+                ),
+                None => format!(
+                    "{keyspace}/{key} is absent (height {}){proof}",
+                    response.height
+                ),
             };
             print(
                 output,
@@ -493,7 +522,11 @@ async fn run_query(command: QueryCommand, node: &str, output: Output) -> Result<
 
 async fn run_status(node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
-    let status = client.query.get_status(pb::GetStatusRequest {}).await?.into_inner();
+    let status = client
+        .query
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
     print(
         output,
         format!(

@@ -39,13 +39,40 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
         };
-        gauge("ipsat_block_height", "gauge", "Height of the last committed block.", self.height.load(Relaxed));
-        gauge("ipsat_txs_committed_ok_total", "counter", "Committed transactions that succeeded.", self.txs_committed_ok.load(Relaxed));
-        gauge("ipsat_txs_committed_failed_total", "counter", "Committed transactions that failed (fee charged).", self.txs_committed_failed.load(Relaxed));
-        gauge("ipsat_check_tx_accepted_total", "counter", "Transactions admitted to the mempool.", self.check_tx_accepted.load(Relaxed));
-        gauge("ipsat_check_tx_rejected_total", "counter", "Transactions refused at CheckTx.", self.check_tx_rejected.load(Relaxed));
+        gauge(
+            "ipsat_block_height",
+            "gauge",
+            "Height of the last committed block.",
+            self.height.load(Relaxed),
+        );
+        gauge(
+            "ipsat_txs_committed_ok_total",
+            "counter",
+            "Committed transactions that succeeded.",
+            self.txs_committed_ok.load(Relaxed),
+        );
+        gauge(
+            "ipsat_txs_committed_failed_total",
+            "counter",
+            "Committed transactions that failed (fee charged).",
+            self.txs_committed_failed.load(Relaxed),
+        );
+        gauge(
+            "ipsat_check_tx_accepted_total",
+            "counter",
+            "Transactions admitted to the mempool.",
+            self.check_tx_accepted.load(Relaxed),
+        );
+        gauge(
+            "ipsat_check_tx_rejected_total",
+            "counter",
+            "Transactions refused at CheckTx.",
+            self.check_tx_rejected.load(Relaxed),
+        );
         out
     }
 }
@@ -72,7 +99,8 @@ pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
                     body.len()
                 )
             } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned()
             };
             let _ = socket.write_all(response.as_bytes()).await;
         });

@@ -25,7 +25,8 @@ const BLOCK_CHANNEL_CAPACITY: usize = 1024;
 
 fn chain_id(cometbft_home: &Path) -> Result<String> {
     let path = cometbft_home.join("config").join("genesis.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let genesis: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     genesis["chain_id"]
@@ -71,7 +72,9 @@ pub async fn start(home: &Path) -> Result<()> {
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<TxServiceServer<Api>>().await;
-    health_reporter.set_serving::<QueryServiceServer<Api>>().await;
+    health_reporter
+        .set_serving::<QueryServiceServer<Api>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -70,9 +70,15 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
         "--validators must be 1..=32, got {}",
         spec.validators
     );
-    ensure!(spec.accounts >= 1, "--accounts must be at least 1 (the faucet)");
+    ensure!(
+        spec.accounts >= 1,
+        "--accounts must be at least 1 (the faucet)"
+    );
     if spec.output.exists() && std::fs::read_dir(&spec.output)?.next().is_some() {
-        bail!("{} exists and is not empty; choose another --output-dir or remove it", spec.output.display());
+        bail!(
+            "{} exists and is not empty; choose another --output-dir or remove it",
+            spec.output.display()
+        );
     }
     let generated = spec.output.join(".cometbft-testnet");
     let generated_arg = generated.to_string_lossy().into_owned();
@@ -106,7 +112,11 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     let keys_dir = keys_dir(&spec.output);
     let mut accounts = Vec::new();
     for n in 0..spec.accounts {
-        let name = if n == 0 { "faucet".to_owned() } else { format!("account-{n}") };
+        let name = if n == 0 {
+            "faucet".to_owned()
+        } else {
+            format!("account-{n}")
+        };
         let key = keys::create(&keys_dir, &name)?;
         accounts.push((name, key.address));
     }
@@ -132,7 +142,13 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
             .filter(|(j, _)| *j != i)
             .map(|(_, p)| p.as_str())
             .collect();
-        patch_cometbft_config(&cometbft_home, i, node, &other_peers.join(","), &spec.timeout_commit)?;
+        patch_cometbft_config(
+            &cometbft_home,
+            i,
+            node,
+            &other_peers.join(","),
+            &spec.timeout_commit,
+        )?;
         Config {
             abci: AbciConfig {
                 listen: ([127, 0, 0, 1], node.abci).into(),
@@ -164,7 +180,11 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     })
 }
 
-fn patched_genesis(cometbft_home: &Path, spec: &TestnetSpec, app_state: &Genesis) -> Result<String> {
+fn patched_genesis(
+    cometbft_home: &Path,
+    spec: &TestnetSpec,
+    app_state: &Genesis,
+) -> Result<String> {
     let path = cometbft_home.join("config/genesis.json");
     let mut genesis: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("parsing {}", path.display()))?;

@@ -30,7 +30,10 @@ async fn send_for(
         *next_recipient += 1;
         let client = &mut clients[*nonce as usize % clients.len()];
         let tx = net.sign(&faucet, *nonce, transfer(to, 777));
-        let response = client.broadcast(tx, pb::BroadcastMode::Commit).await.unwrap();
+        let response = client
+            .broadcast(tx, pb::BroadcastMode::Commit)
+            .await
+            .unwrap();
         assert_eq!(response.code, 0, "{}", response.log);
         *nonce += 1;
         acknowledged.push(to);
@@ -57,7 +60,11 @@ async fn app_hashes_for(net: &Testnet, i: usize, duration: Duration) -> BTreeMap
 
 async fn assert_balances(client: &mut Client, recipients: &[Address]) {
     for to in recipients {
-        assert_eq!(client.account(*to).await.unwrap().balance, "777", "recipient {to}");
+        assert_eq!(
+            client.account(*to).await.unwrap().balance,
+            "777",
+            "recipient {to}"
+        );
     }
 }
 
@@ -66,7 +73,9 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
     let mut net = Testnet::init(env!("CARGO_BIN_EXE_ipsat").as_ref(), 4, 27100).unwrap();
     net.start_all().unwrap();
     for i in 0..4 {
-        net.wait_for_height(i, 2, Duration::from_secs(60)).await.unwrap();
+        net.wait_for_height(i, 2, Duration::from_secs(60))
+            .await
+            .unwrap();
     }
     let mut senders = Vec::new();
     for i in 0..3 {
@@ -74,22 +83,63 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
     }
     let (mut nonce, mut recipient) = (0u64, 0u32);
     let mut acknowledged = Vec::new();
-    acknowledged.extend(send_for(&net, &mut senders, &mut nonce, &mut recipient, Duration::from_secs(3)).await);
+    acknowledged.extend(
+        send_for(
+            &net,
+            &mut senders,
+            &mut nonce,
+            &mut recipient,
+            Duration::from_secs(3),
+        )
+        .await,
+    );
 
     net.kill9(3).unwrap();
-    acknowledged.extend(send_for(&net, &mut senders, &mut nonce, &mut recipient, Duration::from_secs(4)).await);
+    acknowledged.extend(
+        send_for(
+            &net,
+            &mut senders,
+            &mut nonce,
+            &mut recipient,
+            Duration::from_secs(4),
+        )
+        .await,
+    );
     net.start(3).unwrap();
-    acknowledged.extend(send_for(&net, &mut senders, &mut nonce, &mut recipient, Duration::from_secs(3)).await);
-    assert!(acknowledged.len() >= 10, "only {} transfers went through", acknowledged.len());
+    acknowledged.extend(
+        send_for(
+            &net,
+            &mut senders,
+            &mut nonce,
+            &mut recipient,
+            Duration::from_secs(3),
+        )
+        .await,
+    );
+    assert!(
+        acknowledged.len() >= 10,
+        "only {} transfers went through",
+        acknowledged.len()
+    );
 
     let target = senders[0].status().await.unwrap().height;
-    net.wait_for_height(3, target, Duration::from_secs(60)).await.unwrap();
+    net.wait_for_height(3, target, Duration::from_secs(60))
+        .await
+        .unwrap();
     let (restarted, healthy) = tokio::join!(
         app_hashes_for(&net, 3, Duration::from_secs(3)),
         app_hashes_for(&net, 0, Duration::from_secs(3)),
     );
-    let shared: Vec<u64> = restarted.keys().filter(|h| healthy.contains_key(h)).copied().collect();
-    assert!(shared.len() >= 3, "restarted node shares only {} heights", shared.len());
+    let shared: Vec<u64> = restarted
+        .keys()
+        .filter(|h| healthy.contains_key(h))
+        .copied()
+        .collect();
+    assert!(
+        shared.len() >= 3,
+        "restarted node shares only {} heights",
+        shared.len()
+    );
     for h in shared {
         assert_eq!(restarted[&h], healthy[&h], "app hash differs at height {h}");
     }
@@ -105,13 +155,22 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
     }
     net.start_all().unwrap();
     for i in 0..4 {
-        net.wait_for_height(i, before.height + 2, Duration::from_secs(90)).await.unwrap();
+        net.wait_for_height(i, before.height + 2, Duration::from_secs(90))
+            .await
+            .unwrap();
         let mut client = net.client(i).await.unwrap();
         assert_balances(&mut client, &acknowledged).await;
         assert_eq!(client.account(faucet).await.unwrap().nonce, nonce);
     }
     // The chain still takes transactions after the restart.
     let mut client = net.client(1).await.unwrap();
-    let more = send_for(&net, std::slice::from_mut(&mut client), &mut nonce, &mut recipient, Duration::from_secs(1)).await;
+    let more = send_for(
+        &net,
+        std::slice::from_mut(&mut client),
+        &mut nonce,
+        &mut recipient,
+        Duration::from_secs(1),
+    )
+    .await;
     assert_balances(&mut client, &more).await;
 }

@@ -38,7 +38,9 @@ async fn four_validators_agree_and_refuse_bad_input() {
     let mut net = Testnet::init(env!("CARGO_BIN_EXE_ipsat").as_ref(), 4, 27000).unwrap();
     net.start_all().unwrap();
     for i in 0..4 {
-        net.wait_for_height(i, 2, Duration::from_secs(60)).await.unwrap();
+        net.wait_for_height(i, 2, Duration::from_secs(60))
+            .await
+            .unwrap();
     }
     let mut recorders = Vec::new();
     for i in 0..4 {
@@ -86,7 +88,10 @@ async fn four_validators_agree_and_refuse_bad_input() {
     });
     for (nonce, msg) in [create, put].into_iter().enumerate() {
         let response = clients[2]
-            .broadcast(net.sign(&writer, nonce as u64, msg), pb::BroadcastMode::Commit)
+            .broadcast(
+                net.sign(&writer, nonce as u64, msg),
+                pb::BroadcastMode::Commit,
+            )
             .await
             .unwrap();
         assert_eq!(response.code, 0, "{}", response.log);
@@ -95,9 +100,14 @@ async fn four_validators_agree_and_refuse_bad_input() {
 
     // Every validator sees the same balances and value.
     for (i, client) in clients.iter_mut().enumerate() {
-        net.wait_for_height(i, last_height, Duration::from_secs(30)).await.unwrap();
+        net.wait_for_height(i, last_height, Duration::from_secs(30))
+            .await
+            .unwrap();
         for (n, to) in recipients.iter().enumerate() {
-            assert_eq!(client.account(*to).await.unwrap().balance, (1_000 + n).to_string());
+            assert_eq!(
+                client.account(*to).await.unwrap().balance,
+                (1_000 + n).to_string()
+            );
         }
         let faucet_account = client.account(address_of(&faucet)).await.unwrap();
         let spent: u128 = (0..8).map(|n| 1_000 + n + FEE).sum();
@@ -119,10 +129,14 @@ async fn four_validators_agree_and_refuse_bad_input() {
     assert_eq!(response.value.as_deref(), Some(&b"first"[..]));
     let proof = response.proof.unwrap();
     let app_hash = verify_state_proof(&proof).unwrap();
-    net.wait_for_height(3, proof.height + 1, Duration::from_secs(30)).await.unwrap();
+    net.wait_for_height(3, proof.height + 1, Duration::from_secs(30))
+        .await
+        .unwrap();
     let header = clients[3]
         .query
-        .get_block(pb::GetBlockRequest { height: proof.height + 1 })
+        .get_block(pb::GetBlockRequest {
+            height: proof.height + 1,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -142,7 +156,8 @@ async fn four_validators_agree_and_refuse_bad_input() {
         tx.body = body.encode_to_vec();
         other_subnet = tx.encode_to_vec();
     }
-    let mut bad_signature = pb::Tx::decode(net.sign(&faucet, 8, transfer(recipients[0], 1)).as_slice()).unwrap();
+    let mut bad_signature =
+        pb::Tx::decode(net.sign(&faucet, 8, transfer(recipients[0], 1)).as_slice()).unwrap();
     bad_signature.signature[5] ^= 0xff;
     let oversized_value = Msg::KvPut(pb::KvPut {
         keyspace: "registry".into(),
@@ -163,51 +178,201 @@ async fn four_validators_agree_and_refuse_bad_input() {
         ("malformed bytes", vec![0x0a, 0xff, 0x01], 1),
         ("bad signature", bad_signature.encode_to_vec(), 2),
         ("other subnet", other_subnet, 3),
-        ("replayed nonce", net.sign(&faucet, 7, transfer(recipients[0], 1)), 4),
-        ("future nonce", net.sign(&faucet, 9, transfer(recipients[0], 1)), 5),
-        ("insufficient funds", net.sign(&faucet, 8, transfer(recipients[0], start_balance)), 6),
+        (
+            "replayed nonce",
+            net.sign(&faucet, 7, transfer(recipients[0], 1)),
+            4,
+        ),
+        (
+            "future nonce",
+            net.sign(&faucet, 9, transfer(recipients[0], 1)),
+            5,
+        ),
+        (
+            "insufficient funds",
+            net.sign(&faucet, 8, transfer(recipients[0], start_balance)),
+            6,
+        ),
         ("oversized key", net.sign(&writer, 2, oversized_key), 9),
         ("oversized value", net.sign(&writer, 2, oversized_value), 10),
-        ("write without permission", net.sign(&faucet, 8, not_owner), 13),
+        (
+            "write without permission",
+            net.sign(&faucet, 8, not_owner),
+            13,
+        ),
     ];
     for (what, tx, code) in cases {
-        let response = clients[1].broadcast(tx, pb::BroadcastMode::Commit).await.unwrap();
+        let response = clients[1]
+            .broadcast(tx, pb::BroadcastMode::Commit)
+            .await
+            .unwrap();
         assert_eq!(response.code, code, "{what}: {}", response.log);
         assert!(!response.log.is_empty(), "{what} has no explanation");
     }
     for (what, request) in [
-        ("empty tx", pb::BroadcastTxRequest { tx: vec![], mode: 1, timeout_ms: 0 }),
-        ("unknown mode", pb::BroadcastTxRequest { tx: vec![1], mode: 9, timeout_ms: 0 }),
+        (
+            "empty tx",
+            pb::BroadcastTxRequest {
+                tx: vec![],
+                mode: 1,
+                timeout_ms: 0,
+            },
+        ),
+        (
+            "unknown mode",
+            pb::BroadcastTxRequest {
+                tx: vec![1],
+                mode: 9,
+                timeout_ms: 0,
+            },
+        ),
     ] {
         let status = clients[1].tx.broadcast_tx(request).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}");
     }
     let status = clients[1]
         .query
-        .get_account(pb::GetAccountRequest { address: vec![1; 19], prove: false })
+        .get_account(pb::GetAccountRequest {
+            address: vec![1; 19],
+            prove: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let status = clients[1]
         .query
-        .get_key(pb::GetKeyRequest { keyspace: "Not A Name".into(), key: b"k".to_vec(), prove: false })
+        .get_key(pb::GetKeyRequest {
+            keyspace: "Not A Name".into(),
+            key: b"k".to_vec(),
+            prove: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     // Blocks keep coming, but the state root and balances do not move.
-    net.wait_for_height(0, before.height + 3, Duration::from_secs(30)).await.unwrap();
+    net.wait_for_height(0, before.height + 3, Duration::from_secs(30))
+        .await
+        .unwrap();
     let after = clients[0].status().await.unwrap();
     assert_eq!(after.state_root, before.state_root);
-    assert_ne!(after.app_hash, before.app_hash, "history must still advance");
-    assert_eq!(clients[0].account(address_of(&faucet)).await.unwrap(), faucet_before);
+    assert_ne!(
+        after.app_hash, before.app_hash,
+        "history must still advance"
+    );
     assert_eq!(
-        clients[0].query.get_key(pb::GetKeyRequest { keyspace: "registry".into(), key: b"alpha".to_vec(), prove: false })
-            .await.unwrap().into_inner().value.as_deref(),
+        clients[0].account(address_of(&faucet)).await.unwrap(),
+        faucet_before
+    );
+    assert_eq!(
+        clients[0]
+            .query
+            .get_key(pb::GetKeyRequest {
+                keyspace: "registry".into(),
+                key: b"alpha".to_vec(),
+                prove: false
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .value
+            .as_deref(),
         Some(&b"first"[..])
     );
 
+    // The CLI, as an operator uses it: keys, a transfer, proofs checked against headers.
+    let (ok, out, err) = net
+        .cli(&["keys", "new", "carol", "--output", "json"])
+        .unwrap();
+    assert!(ok, "{err}");
+    let carol: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let carol = carol["address"].as_str().unwrap().to_owned();
+    let (ok, out, err) = net
+        .cli(&[
+            "tx",
+            "--from",
+            "account-2",
+            "transfer",
+            &carol,
+            "12345",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+    assert!(ok, "{out}{err}");
+    let sent: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sent["code"], 0);
+    assert!(sent["height"].as_u64().unwrap() > 0);
+    let (ok, out, err) = net.cli(&["query", "account", &carol, "--prove"]).unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("balance 12345") && out.contains("proof verified"),
+        "{out}"
+    );
+    let (ok, out, err) = net
+        .cli(&["query", "key", "registry", "nothing-here", "--prove"])
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("is absent") && out.contains("proof verified"),
+        "{out}"
+    );
+    let (ok, _, err) = net
+        .cli(&["tx", "--from", "account-2", "transfer", "0x1234", "1"])
+        .unwrap();
+    assert!(!ok && err.contains("invalid address"), "{err}");
+    let (ok, out, err) = net
+        .cli(&["tx", "--from", "carol", "kv-put", "registry", "k", "v"])
+        .unwrap();
+    assert!(
+        !ok,
+        "a write to someone else's keyspace succeeded: {out}{err}"
+    );
+
+    // gRPC health and reflection are on, so grpcurl works without the proto files.
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", net.grpc_port(0)))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ipsat.v1.QueryService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = format!("{:?}", replies.next().await.unwrap().unwrap());
+    assert!(
+        reply.contains("ipsat.v1.TxService") && reply.contains("ipsat.v1.QueryService"),
+        "{reply}"
+    );
+
     // All four state machines committed identical app hashes at every height they share.
-    let maps: Vec<BTreeMap<u64, Vec<u8>>> = recorders.iter().map(|r| r.lock().unwrap().clone()).collect();
+    let maps: Vec<BTreeMap<u64, Vec<u8>>> = recorders
+        .iter()
+        .map(|r| r.lock().unwrap().clone())
+        .collect();
     let common: Vec<u64> = maps[0]
         .keys()
         .copied()

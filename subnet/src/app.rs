@@ -205,12 +205,15 @@ impl Overlay<'_> {
     }
 
     fn set_account(&mut self, address: &Address, record: AccountRecord) {
-        self.upper.insert(account_key(address), Some(encode(&record)));
+        self.upper
+            .insert(account_key(address), Some(encode(&record)));
     }
 
     fn keyspace(&self, name: &str) -> Result<Option<KeyspaceRecord>, ExecError> {
         let key = keyspace_key(name);
-        self.get(&key)?.map(|bytes| decode(&key, &bytes)).transpose()
+        self.get(&key)?
+            .map(|bytes| decode(&key, &bytes))
+            .transpose()
     }
 }
 
@@ -676,7 +679,9 @@ fn apply_keyspace_create(
         return Err(invalid(format!("at most {MAX_WRITERS} writers")));
     }
     if policy != WritePolicy::AllowList && !create.writers.is_empty() {
-        return Err(invalid("writers are only meaningful with ALLOW_LIST".into()));
+        return Err(invalid(
+            "writers are only meaningful with ALLOW_LIST".into(),
+        ));
     }
     let mut writers = create
         .writers

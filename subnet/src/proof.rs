@@ -22,7 +22,9 @@ pub enum ProofError {
 }
 
 fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], ProofError> {
-    bytes.try_into().map_err(|_| ProofError::BadHashLength(what))
+    bytes
+        .try_into()
+        .map_err(|_| ProofError::BadHashLength(what))
 }
 
 /// Checks that `proof.key` has `proof.value` (or nothing) in the state committed by
@@ -34,7 +36,11 @@ pub fn verify_state_proof(proof: &pb::StateProof) -> Result<[u8; 32], ProofError
     let merkle: StateProofJmt =
         borsh::from_slice(&proof.jmt_proof).map_err(|e| ProofError::Decode(e.to_string()))?;
     merkle
-        .verify(RootHash(state_root), key_hash(&proof.key), proof.value.as_deref())
+        .verify(
+            RootHash(state_root),
+            key_hash(&proof.key),
+            proof.value.as_deref(),
+        )
         .map_err(|e| ProofError::Merkle(e.to_string()))?;
     if app_hash(&state_root, &history_root) != claimed_app_hash {
         return Err(ProofError::AppHash);

@@ -91,7 +91,9 @@ impl StateQuery {
     /// The subnet this state belongs to.
     pub fn subnet_id(&self) -> Result<String, AppError> {
         let genesis = self.store.genesis()?.ok_or(AppError::NotInitialized)?;
-        Ok(crate::genesis::Genesis::from_json(&genesis)?.subnet_id.to_string())
+        Ok(crate::genesis::Genesis::from_json(&genesis)?
+            .subnet_id
+            .to_string())
     }
 
     /// The subnet's fee parameters.

@@ -85,8 +85,8 @@ pub fn verify(raw: &[u8], subnet: &SubnetId) -> Result<VerifiedTx, TxError> {
         });
     }
     let tx = pb::Tx::decode(raw).map_err(|e| TxError::Malformed(format!("tx: {e}")))?;
-    let body =
-        pb::TxBody::decode(tx.body.as_slice()).map_err(|e| TxError::Malformed(format!("body: {e}")))?;
+    let body = pb::TxBody::decode(tx.body.as_slice())
+        .map_err(|e| TxError::Malformed(format!("body: {e}")))?;
     if body.subnet_id != subnet.as_str() {
         return Err(TxError::WrongSubnet {
             expected: subnet.to_string(),
@@ -190,7 +190,10 @@ mod tests {
         let other: SubnetId = "/r33/beta".parse().unwrap();
         // Signed for beta and claiming beta: refused in alpha by its subnet field.
         let raw = sign(&sk, &other, &transfer_body(sender(&sk), &other));
-        assert!(matches!(verify(&raw, &subnet()), Err(TxError::WrongSubnet { .. })));
+        assert!(matches!(
+            verify(&raw, &subnet()),
+            Err(TxError::WrongSubnet { .. })
+        ));
         // Signed for beta but claiming alpha: the domain differs, so the signature fails.
         let raw = sign(&sk, &other, &transfer_body(sender(&sk), &subnet()));
         assert!(matches!(
@@ -232,7 +235,10 @@ mod tests {
             TxError::InvalidSignature("high s")
         );
 
-        assert!(matches!(verify(b"\xff\xff\xff", &subnet()), Err(TxError::Malformed(_))));
+        assert!(matches!(
+            verify(b"\xff\xff\xff", &subnet()),
+            Err(TxError::Malformed(_))
+        ));
         assert!(matches!(
             verify(&vec![0u8; MAX_TX_BYTES + 1], &subnet()),
             Err(TxError::TxTooLarge { .. })

@@ -190,7 +190,9 @@ impl FromStr for Amount {
     /// Strict: ASCII digits only, no sign, no leading zeros, no whitespace.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseError::Amount(s.to_owned());
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+        if s.is_empty()
+            || !s.bytes().all(|b| b.is_ascii_digit())
+            || (s.len() > 1 && s.starts_with('0'))
         {
             return Err(err());
         }
@@ -222,8 +224,16 @@ mod tests {
             assert_eq!(ok.parse::<SubnetId>().unwrap().as_str(), ok);
         }
         for bad in [
-            "", "r33", "/r", "/rx/a", "/r33/", "/r33/Alpha", "/r33//a", "/r33/a_b",
-            "/r-1/a", "/r99999999999999999999/a",
+            "",
+            "r33",
+            "/r",
+            "/rx/a",
+            "/r33/",
+            "/r33/Alpha",
+            "/r33//a",
+            "/r33/a_b",
+            "/r-1/a",
+            "/r99999999999999999999/a",
         ] {
             assert!(bad.parse::<SubnetId>().is_err(), "{bad}");
         }
@@ -239,20 +249,41 @@ mod tests {
             u128::MAX.to_string().parse::<Amount>().unwrap().atto(),
             u128::MAX
         );
-        for bad in ["", "-1", "+1", "01", "1.5", " 1", "1e3", "340282366920938463463374607431768211456"] {
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "01",
+            "1.5",
+            " 1",
+            "1e3",
+            "340282366920938463463374607431768211456",
+        ] {
             assert!(bad.parse::<Amount>().is_err(), "{bad}");
         }
         assert_eq!(Amount::from_atto(1).checked_sub(Amount::from_atto(2)), None);
-        assert_eq!(Amount::from_atto(u128::MAX).checked_add(Amount::from_atto(1)), None);
+        assert_eq!(
+            Amount::from_atto(u128::MAX).checked_add(Amount::from_atto(1)),
+            None
+        );
     }
 
     #[test]
     fn addresses() {
-        let a: Address = "0x00112233445566778899aabbccddeeff00112233".parse().unwrap();
+        let a: Address = "0x00112233445566778899aabbccddeeff00112233"
+            .parse()
+            .unwrap();
         assert_eq!(a.to_string(), "0x00112233445566778899aabbccddeeff00112233");
-        assert_eq!("00112233445566778899aabbccddeeff00112233".parse::<Address>().unwrap(), a);
+        assert_eq!(
+            "00112233445566778899aabbccddeeff00112233"
+                .parse::<Address>()
+                .unwrap(),
+            a
+        );
         assert!("0x0011".parse::<Address>().is_err());
-        assert!("0xzz112233445566778899aabbccddeeff00112233".parse::<Address>().is_err());
+        assert!("0xzz112233445566778899aabbccddeeff00112233"
+            .parse::<Address>()
+            .is_err());
         assert!(Address::from_slice(&[0; 19]).is_err());
     }
 }

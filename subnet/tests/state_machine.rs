@@ -133,7 +133,12 @@ impl Node {
     }
 
     fn nonce(&self, who: Address) -> u64 {
-        self.query.account(&who, false).unwrap().value.unwrap_or_default().nonce
+        self.query
+            .account(&who, false)
+            .unwrap()
+            .value
+            .unwrap_or_default()
+            .nonce
     }
 
     fn check_code(&mut self, raw: &[u8]) -> u32 {
@@ -159,7 +164,10 @@ fn transfer_moves_value_charges_fee_and_bumps_nonce() {
 #[test]
 fn same_blocks_give_same_app_hashes_and_every_block_changes_it() {
     let blocks = [
-        vec![signed(1, 0, transfer(addr(2), 7)), signed(2, 0, transfer(addr(3), 9))],
+        vec![
+            signed(1, 0, transfer(addr(2), 7)),
+            signed(2, 0, transfer(addr(3), 9)),
+        ],
         vec![],
         vec![
             signed(3, 0, create_keyspace("notes", pb::WritePolicy::Open, &[])),
@@ -182,8 +190,16 @@ fn same_blocks_give_same_app_hashes_and_every_block_changes_it() {
 fn keyspaces_enforce_policies_and_limits() {
     let mut n = node();
     let codes = n.block(&[
-        signed(1, 0, create_keyspace("owned", pb::WritePolicy::OwnerOnly, &[])),
-        signed(1, 1, create_keyspace("listed", pb::WritePolicy::AllowList, &[addr(2)])),
+        signed(
+            1,
+            0,
+            create_keyspace("owned", pb::WritePolicy::OwnerOnly, &[]),
+        ),
+        signed(
+            1,
+            1,
+            create_keyspace("listed", pb::WritePolicy::AllowList, &[addr(2)]),
+        ),
         signed(1, 2, create_keyspace("open", pb::WritePolicy::Open, &[])),
     ]);
     assert_eq!(codes, vec![0, 0, 0]);
@@ -195,8 +211,14 @@ fn keyspaces_enforce_policies_and_limits() {
         keyspace: String::new(),
     }
     .code();
-    assert_eq!(n.check_code(&signed(2, 1, put("owned", b"a", b"x"))), unauthorized);
-    assert_eq!(n.check_code(&signed(3, 1, put("listed", b"a", b"x"))), unauthorized);
+    assert_eq!(
+        n.check_code(&signed(2, 1, put("owned", b"a", b"x"))),
+        unauthorized
+    );
+    assert_eq!(
+        n.check_code(&signed(3, 1, put("listed", b"a", b"x"))),
+        unauthorized
+    );
     let too_long_key = [b'k'; 17];
     assert_eq!(
         n.check_code(&signed(3, 1, put("open", &too_long_key, b"x"))),
@@ -211,7 +233,11 @@ fn keyspaces_enforce_policies_and_limits() {
         TxError::KeyspaceNotFound(String::new()).code()
     );
     assert_eq!(
-        n.check_code(&signed(3, 1, create_keyspace("open", pb::WritePolicy::Open, &[]))),
+        n.check_code(&signed(
+            3,
+            1,
+            create_keyspace("open", pb::WritePolicy::Open, &[])
+        )),
         TxError::KeyspaceExists(String::new()).code()
     );
     let mut huge = create_keyspace("huge", pb::WritePolicy::Open, &[]);
@@ -226,17 +252,30 @@ fn keyspaces_enforce_policies_and_limits() {
     let codes = n.block(&[
         signed(1, 3, put("owned", b"a", b"1")),
         signed(2, 0, put("listed", b"a", b"2")),
-        signed(3, 0, Msg::KvDelete(pb::KvDelete { keyspace: "listed".into(), key: b"a".to_vec() })),
+        signed(
+            3,
+            0,
+            Msg::KvDelete(pb::KvDelete {
+                keyspace: "listed".into(),
+                key: b"a".to_vec(),
+            }),
+        ),
     ]);
     // The third writer is not on the list: its fee is taken, its write is not.
     assert_eq!(codes, vec![0, 0, unauthorized]);
-    assert_eq!(n.query.kv("listed", b"a", false).unwrap().value, Some(b"2".to_vec()));
+    assert_eq!(
+        n.query.kv("listed", b"a", false).unwrap().value,
+        Some(b"2".to_vec())
+    );
     assert_eq!(n.nonce(addr(3)), 1);
     assert_eq!(n.balance(addr(3)), START - FEE);
     let codes = n.block(&[signed(
         1,
         4,
-        Msg::KvDelete(pb::KvDelete { keyspace: "owned".into(), key: b"a".to_vec() }),
+        Msg::KvDelete(pb::KvDelete {
+            keyspace: "owned".into(),
+            key: b"a".to_vec(),
+        }),
     )]);
     assert_eq!(codes, vec![0]);
     assert_eq!(n.query.kv("owned", b"a", false).unwrap().value, None);
@@ -247,7 +286,12 @@ fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
     let mut n = node();
     n.block(&[signed(1, 0, transfer(addr(2), 1))]);
     let committed = n.app.last_committed().unwrap().clone();
-    let before = (committed.app_hash, n.balance(addr(1)), n.nonce(addr(1)), committed.state_root);
+    let before = (
+        committed.app_hash,
+        n.balance(addr(1)),
+        n.nonce(addr(1)),
+        committed.state_root,
+    );
 
     let other: SubnetId = "/r33/beta".parse().unwrap();
     let mut foreign = body(1, 1, transfer(addr(2), 1));
@@ -259,8 +303,14 @@ fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
     let mut bad_amount = body(1, 1, transfer(addr(2), 1));
     bad_amount.fee = "-5".into();
     let cases: Vec<(Vec<u8>, u32)> = vec![
-        (b"\x0a\xff\xff".to_vec(), TxError::Malformed(String::new()).code()),
-        (bad_sig.encode_to_vec(), TxError::InvalidSignature("").code()),
+        (
+            b"\x0a\xff\xff".to_vec(),
+            TxError::Malformed(String::new()).code(),
+        ),
+        (
+            bad_sig.encode_to_vec(),
+            TxError::InvalidSignature("").code(),
+        ),
         (sign(&key(1), &other, &foreign), 3),
         (signed(1, 0, transfer(addr(2), 1)), 4),
         (signed(1, 5, transfer(addr(2), 1)), 5),
@@ -316,7 +366,10 @@ fn proofs_verify_and_any_tampering_fails() {
     assert_eq!(present.value.as_deref(), Some(&b"world"[..]));
     assert_eq!(absent.value, None);
     for proof in [&present, &absent, &account] {
-        assert_eq!(verify_state_proof(proof).unwrap().to_vec(), n.app_hash().to_vec());
+        assert_eq!(
+            verify_state_proof(proof).unwrap().to_vec(),
+            n.app_hash().to_vec()
+        );
         let fields: [fn(&mut pb::StateProof) -> &mut Vec<u8>; 5] = [
             |p| &mut p.jmt_proof,
             |p| &mut p.state_root,
@@ -331,7 +384,11 @@ fn proofs_verify_and_any_tampering_fails() {
             for i in 0..field(&mut proof.clone()).len() {
                 let mut bad = proof.clone();
                 field(&mut bad)[i] ^= 0x01;
-                assert!(verify_state_proof(&bad).is_err(), "byte {i} of field {f}, value {:?}", proof.value);
+                assert!(
+                    verify_state_proof(&bad).is_err(),
+                    "byte {i} of field {f}, value {:?}",
+                    proof.value
+                );
             }
         }
         let mut bad = proof.clone();
@@ -343,12 +400,18 @@ fn proofs_verify_and_any_tampering_fails() {
         if proof.value.is_some() {
             let mut bad = proof.clone();
             bad.value = None;
-            assert!(verify_state_proof(&bad).is_err(), "existence passed off as absence");
+            assert!(
+                verify_state_proof(&bad).is_err(),
+                "existence passed off as absence"
+            );
         }
     }
     let mut relabelled = absent.clone();
     relabelled.key = present.key.clone();
-    assert!(verify_state_proof(&relabelled).is_err(), "absence proof reused for a present key");
+    assert!(
+        verify_state_proof(&relabelled).is_err(),
+        "absence proof reused for a present key"
+    );
 }
 
 #[test]
@@ -369,12 +432,19 @@ fn committed_state_survives_reopen_and_uncommitted_block_does_not() {
     let mut reopened = SubnetApp::open(store.clone()).unwrap();
     assert_eq!(reopened.last_committed(), Some(&committed));
     assert_eq!(
-        StateQuery::new(store).account(&addr(2), false).unwrap().value.unwrap().balance,
+        StateQuery::new(store)
+            .account(&addr(2), false)
+            .unwrap()
+            .value
+            .unwrap()
+            .balance,
         START + 42
     );
     // Genesis again (CometBFT's handshake may repeat it) changes nothing; another is refused.
     reopened.init_chain(&genesis()).unwrap();
     assert_eq!(reopened.last_committed(), Some(&committed));
-    let other = String::from_utf8(genesis()).unwrap().replace("/r33/alpha", "/r33/gamma");
+    let other = String::from_utf8(genesis())
+        .unwrap()
+        .replace("/r33/alpha", "/r33/gamma");
     assert!(reopened.init_chain(other.as_bytes()).is_err());
 }

@@ -1,8 +1,12 @@
 //! Harness for the multi-process integration tests: a local testnet of real `ipsat` nodes,
 //! each supervising a real CometBFT, created with `ipsat testnet init` and driven over gRPC.
 //!
+//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]).
+//!
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
+
+pub mod rsk;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -49,7 +53,14 @@ impl Testnet {
             .arg((base_port + 400).to_string())
             .arg("--metrics-base-port")
             .arg((base_port + 450).to_string())
-            .args(["--timeout-commit", "300ms", "--accounts", "4", "--output", "json"])
+            .args([
+                "--timeout-commit",
+                "300ms",
+                "--accounts",
+                "4",
+                "--output",
+                "json",
+            ])
             .arg("--output-dir")
             .arg(dir.path().join("net"))
             .output()
@@ -66,10 +77,7 @@ impl Testnet {
             .iter()
             .map(|n| n["grpc"].as_u64().map(|p| p as u16).context("grpc port"))
             .collect::<Result<Vec<_>>>()?;
-        let subnet = layout["subnet_id"]
-            .as_str()
-            .context("subnet id")?
-            .parse()?;
+        let subnet = layout["subnet_id"].as_str().context("subnet id")?.parse()?;
         Ok(Self {
             dir,
             bin: bin.to_owned(),
@@ -81,6 +89,10 @@ impl Testnet {
 
     fn home(&self, i: usize) -> PathBuf {
         self.dir.path().join("net").join(format!("node{i}"))
+    }
+
+    pub fn grpc_port(&self, i: usize) -> u16 {
+        self.grpc_ports[i]
     }
 
     pub fn len(&self) -> usize {
@@ -148,10 +160,37 @@ impl Testnet {
         }
     }
 
+    /// Runs the `ipsat` CLI against node 0 with this testnet's directory as `--home` (where the
+    /// funded keys live); returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        let output = Command::new(&self.bin)
+            .args(args)
+            .arg("--home")
+            .arg(self.dir.path().join("net"))
+            .arg("--node")
+            .arg(format!("http://127.0.0.1:{}", self.grpc_ports[0]))
+            .output()
+            .context("running the ipsat CLI")?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
     /// The tail of node `i`'s logs, for failure messages.
     pub fn logs(&self, i: usize) -> String {
         let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-        let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail = |s: String| {
+            s.lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         format!(
             "--- node{i} ipsat ---\n{}\n--- node{i} cometbft ---\n{}",
             tail(read(self.home(i).join("ipsat.log"))),
@@ -171,7 +210,9 @@ impl Testnet {
                         tx: TxServiceClient::new(channel),
                     })
                 }
-                Err(e) if Instant::now() > deadline => bail!("node {i} gRPC never came up: {e}\n{}", self.logs(i)),
+                Err(e) if Instant::now() > deadline => {
+                    bail!("node {i} gRPC never came up: {e}\n{}", self.logs(i))
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -189,7 +230,10 @@ impl Testnet {
                 }
             }
             if Instant::now() > deadline {
-                bail!("node {i} did not reach height {height} within {timeout:?}\n{}", self.logs(i));
+                bail!(
+                    "node {i} did not reach height {height} within {timeout:?}\n{}",
+                    self.logs(i)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -197,7 +241,11 @@ impl Testnet {
 
     /// The secret key of a funded account created by testnet init ("faucet", "account-1", ...).
     pub fn key(&self, name: &str) -> Result<SecretKey> {
-        let path = self.dir.path().join("net/keys").join(format!("{name}.json"));
+        let path = self
+            .dir
+            .path()
+            .join("net/keys")
+            .join(format!("{name}.json"));
         let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
         let secret = hex::decode(file["secret_key"].as_str().context("secret_key")?)?;
         Ok(SecretKey::from_slice(&secret)?)
@@ -245,7 +293,11 @@ pub fn transfer(to: Address, amount: u128) -> Msg {
 }
 
 impl Client {
-    pub async fn broadcast(&mut self, tx: Vec<u8>, mode: pb::BroadcastMode) -> Result<pb::BroadcastTxResponse> {
+    pub async fn broadcast(
+        &mut self,
+        tx: Vec<u8>,
+        mode: pb::BroadcastMode,
+    ) -> Result<pb::BroadcastTxResponse> {
         Ok(self
             .tx
             .broadcast_tx(pb::BroadcastTxRequest {
@@ -270,6 +322,10 @@ impl Client {
     }
 
     pub async fn status(&mut self) -> Result<pb::GetStatusResponse> {
-        Ok(self.query.get_status(pb::GetStatusRequest {}).await?.into_inner())
+        Ok(self
+            .query
+            .get_status(pb::GetStatusRequest {})
+            .await?
+            .into_inner())
     }
 }

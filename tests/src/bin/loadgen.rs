@@ -74,7 +74,9 @@ impl Rpc {
 
     async fn broadcast(&self, url: &str, tx: &[u8]) -> Result<u32> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(tx);
-        let result = self.call(url, "broadcast_tx_sync", json!({"tx": encoded})).await?;
+        let result = self
+            .call(url, "broadcast_tx_sync", json!({"tx": encoded}))
+            .await?;
         Ok(result["code"].as_u64().unwrap_or(u64::MAX) as u32)
     }
 
@@ -92,10 +94,14 @@ impl Rpc {
         let Ok(block) = self.call(url, "block", params).await else {
             return Ok(None);
         };
-        let txs = block["block"]["data"]["txs"].as_array().cloned().unwrap_or_default();
+        let txs = block["block"]["data"]["txs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         txs.iter()
             .map(|tx| {
-                let raw = base64::engine::general_purpose::STANDARD.decode(tx.as_str().unwrap_or_default())?;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(tx.as_str().unwrap_or_default())?;
                 Ok(tx_hash(&raw))
             })
             .collect::<Result<Vec<_>>>()
@@ -111,16 +117,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-async fn send_all(rpc: Arc<Rpc>, urls: Vec<String>, txs: Vec<Vec<u8>>, concurrency: usize) -> Result<HashMap<[u8; 32], Instant>> {
+async fn send_all(
+    rpc: Arc<Rpc>,
+    urls: Vec<String>,
+    txs: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> Result<HashMap<[u8; 32], Instant>> {
     let sent = Arc::new(Mutex::new(HashMap::with_capacity(txs.len())));
-    let queue = Arc::new(Mutex::new(txs.into_iter().enumerate().collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>()));
+    let queue = Arc::new(Mutex::new(
+        txs.into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>(),
+    ));
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let (rpc, sent, queue) = (rpc.clone(), sent.clone(), queue.clone());
         let urls = urls.clone();
         workers.push(tokio::spawn(async move {
             loop {
-                let Some((i, tx)) = queue.lock().await.pop() else { return Ok::<_, anyhow::Error>(()) };
+                let Some((i, tx)) = queue.lock().await.pop() else {
+                    return Ok::<_, anyhow::Error>(());
+                };
                 let url = &urls[(i + w) % urls.len()];
                 let at = Instant::now();
                 let code = rpc.broadcast(url, &tx).await?;
@@ -134,14 +154,21 @@ async fn send_all(rpc: Arc<Rpc>, urls: Vec<String>, txs: Vec<Vec<u8>>, concurren
     for worker in workers {
         worker.await??;
     }
-    Ok(Arc::try_unwrap(sent).map_err(|_| anyhow::anyhow!("workers still hold results"))?.into_inner())
+    Ok(Arc::try_unwrap(sent)
+        .map_err(|_| anyhow::anyhow!("workers still hold results"))?
+        .into_inner())
 }
 
 /// Signs `per_sender` transfers for each fresh sender, after funding them from the faucet.
 async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<u8>>> {
-    let faucet_path = args.faucet_key.as_ref().context("--faucet-key is required for --app ipsat")?;
+    let faucet_path = args
+        .faucet_key
+        .as_ref()
+        .context("--faucet-key is required for --app ipsat")?;
     let file: Value = serde_json::from_slice(&std::fs::read(faucet_path)?)?;
-    let faucet = SecretKey::from_slice(&hex::decode(file["secret_key"].as_str().context("secret_key")?)?)?;
+    let faucet = SecretKey::from_slice(&hex::decode(
+        file["secret_key"].as_str().context("secret_key")?,
+    )?)?;
     let senders: Vec<SecretKey> = (0..args.senders)
         .map(|n| {
             let mut seed = [0x5au8; 32];
@@ -155,7 +182,14 @@ async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<u8>>> {
     let funding: Vec<Vec<u8>> = senders
         .iter()
         .enumerate()
-        .map(|(nonce, s)| sign_for(&args.subnet, &faucet, nonce as u64, transfer(address_of(s), 10u128.pow(21))))
+        .map(|(nonce, s)| {
+            sign_for(
+                &args.subnet,
+                &faucet,
+                nonce as u64,
+                transfer(address_of(s), 10u128.pow(21)),
+            )
+        })
         .collect();
     // Funding continues the faucet's nonce from 0: the bench runs on a fresh network.
     let hashes: Vec<[u8; 32]> = funding.iter().map(|tx| tx_hash(tx)).collect();
@@ -187,7 +221,12 @@ async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<u8>>> {
     let mut txs = Vec::with_capacity(per_sender * senders.len());
     for nonce in 0..per_sender {
         for sender in &senders {
-            txs.push(sign_for(&args.subnet, sender, nonce as u64, transfer(recipient, 1)));
+            txs.push(sign_for(
+                &args.subnet,
+                sender,
+                nonce as u64,
+                transfer(recipient, 1),
+            ));
         }
     }
     txs.truncate(args.txs);
@@ -208,7 +247,9 @@ fn kvstore_txs(args: &Args) -> Vec<Vec<u8>> {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let rpc = Arc::new(Rpc {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?,
     });
     let txs = match args.app {
         App::Ipsat => ipsat_txs(&rpc, &args).await?,
@@ -218,9 +259,17 @@ async fn main() -> Result<()> {
     let total = txs.len();
     let url = args.rpcs[0].clone();
     let first_height = rpc.height(&url).await? + 1;
-    eprintln!("sending {total} transactions of ~{tx_size} bytes over {} endpoints...", args.rpcs.len());
+    eprintln!(
+        "sending {total} transactions of ~{tx_size} bytes over {} endpoints...",
+        args.rpcs.len()
+    );
     let started = Instant::now();
-    let sender = tokio::spawn(send_all(rpc.clone(), args.rpcs.clone(), txs, args.concurrency));
+    let sender = tokio::spawn(send_all(
+        rpc.clone(),
+        args.rpcs.clone(),
+        txs,
+        args.concurrency,
+    ));
 
     let mut committed: HashMap<[u8; 32], Instant> = HashMap::with_capacity(total);
     let mut block_times = Vec::new();
@@ -246,7 +295,11 @@ async fn main() -> Result<()> {
     let sent = sender.await??;
     let mut latencies: Vec<Duration> = sent
         .iter()
-        .filter_map(|(hash, at)| committed.get(hash).map(|c| c.saturating_duration_since(*at)))
+        .filter_map(|(hash, at)| {
+            committed
+                .get(hash)
+                .map(|c| c.saturating_duration_since(*at))
+        })
         .collect();
     latencies.sort();
     let elapsed = finished.duration_since(started).as_secs_f64();

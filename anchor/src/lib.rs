@@ -1,0 +1,38 @@
+//! The Bitcoin anchor of IPsatoshi.
+//!
+//! This crate owns everything between "here is a 32-byte anchor digest" and "here is a
+//! self-contained proof that Bitcoin holds it":
+//!
+//! - [`anchor_digest`]: the tagged hash of `(rsk_chain_id, rsk_height, rsk_block_hash,
+//!   blocktree_root)` that is committed into Bitcoin;
+//! - [`tx`]: building and signing the anchor transaction (one P2WPKH or P2TR key-path input,
+//!   an `OP_RETURN <digest>` output and change), checked offline with `bitcoinconsensus`
+//!   before it is ever broadcast;
+//! - [`rpc`]: a small JSON-RPC client that speaks to both btcd and Bitcoin Core;
+//! - [`Anchorer`]: broadcasting and tracking the anchor (confirmations, reorgs, RBF fee bumps)
+//!   with a crash-safe JSON state file, so a restart never double-spends or forgets an anchor;
+//! - [`proof`]: the anchor inclusion proof (transaction, merkle path, headers with work on
+//!   top), its canonical byte encoding and its offline verifier.
+//!
+//! It must not depend on RSK or alloy, on `ipsat-node`, or on any storage engine: its only
+//! persistent state is its own state file. Reading the blocktree root from RSK is the caller's
+//! job; this crate receives the values to hash.
+//!
+//! No process-level concerns live here (no CLI, no config files, no `process::exit`).
+
+pub mod anchorer;
+pub mod digest;
+pub mod proof;
+pub mod rpc;
+pub mod state;
+pub mod tx;
+
+pub use anchorer::{AnchorError, AnchorStatus, Anchorer, AnchorerConfig};
+pub use digest::{anchor_digest, anchor_script, AnchorId, ANCHOR_TAG};
+pub use proof::{AnchorProof, MerklePath, ProofError, VerifiedAnchor};
+pub use rpc::{RpcClient, RpcError};
+pub use state::{AnchorState, ConfirmedAnchor, StateError};
+pub use tx::{AnchorKey, ScriptKind, SignedAnchorTx, TxError, Utxo};
+
+/// Re-export of the `bitcoin` crate version this crate's API uses.
+pub use bitcoin;

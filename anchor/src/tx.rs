@@ -1,0 +1,462 @@
+//! Building, signing and offline verification of the anchor transaction.
+//!
+//! Shape: version 2, locktime 0, one input (the anchorer's UTXO, sequence `0xfffffffd` so it
+//! signals BIP125 replace-by-fee), outputs `[OP_RETURN <digest> (0 sat), change to self]`.
+
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::key::{CompressedPublicKey, Keypair, TapTweak};
+use bitcoin::secp256k1::{All, Message, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::anchor_script;
+
+/// Errors while building or checking an anchor transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    #[error(
+        "UTXO {outpoint} holds {value} but the anchor needs the fee {fee} plus a change output \
+         of at least {dust} (dust limit)"
+    )]
+    InsufficientFunds {
+        outpoint: OutPoint,
+        value: Amount,
+        fee: Amount,
+        dust: Amount,
+    },
+    #[error("UTXO {outpoint} pays to {found}, not to this anchorer's script {expected}")]
+    NotOurScript {
+        outpoint: OutPoint,
+        found: ScriptBuf,
+        expected: ScriptBuf,
+    },
+    #[error("fee rate must be at least 1 sat/vB, got {0}")]
+    ZeroFeeRate(u64),
+    #[error("fee overflow: {rate} sat/vB x {vsize} vB")]
+    FeeOverflow { rate: u64, vsize: u64 },
+    #[error("computing the sighash: {0}")]
+    Sighash(String),
+    #[error("libbitcoinconsensus rejected the signed anchor transaction {txid}: {reason}")]
+    Consensus { txid: bitcoin::Txid, reason: String },
+    #[error("transaction {txid} does not spend {outpoint} as its only input")]
+    WrongInput {
+        txid: bitcoin::Txid,
+        outpoint: OutPoint,
+    },
+}
+
+/// Which output type the anchorer's key controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScriptKind {
+    /// Native segwit v0, pay-to-witness-public-key-hash.
+    P2wpkh,
+    /// Taproot, spent by the key path (BIP86-style tweak with no script tree).
+    P2tr,
+}
+
+/// The anchorer's signing key and the script it controls.
+pub struct AnchorKey {
+    secret: SecretKey,
+    kind: ScriptKind,
+    secp: Secp256k1<All>,
+}
+
+impl std::fmt::Debug for AnchorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnchorKey")
+            .field("kind", &self.kind)
+            .field("script_pubkey", &self.script_pubkey())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnchorKey {
+    /// A key controlling a `kind` output.
+    pub fn new(secret: SecretKey, kind: ScriptKind) -> Self {
+        AnchorKey {
+            secret,
+            kind,
+            secp: Secp256k1::new(),
+        }
+    }
+
+    /// The output type.
+    pub fn kind(&self) -> ScriptKind {
+        self.kind
+    }
+
+    fn compressed_pubkey(&self) -> CompressedPublicKey {
+        CompressedPublicKey(self.secret.public_key(&self.secp))
+    }
+
+    /// The script this key spends, which also receives the change.
+    pub fn script_pubkey(&self) -> ScriptBuf {
+        match self.kind {
+            ScriptKind::P2wpkh => ScriptBuf::new_p2wpkh(&self.compressed_pubkey().wpubkey_hash()),
+            ScriptKind::P2tr => {
+                let (xonly, _) = self.secret.x_only_public_key(&self.secp);
+                ScriptBuf::new_p2tr(&self.secp, xonly, None)
+            }
+        }
+    }
+
+    /// The address of [`Self::script_pubkey`] on `network`.
+    pub fn address(&self, network: Network) -> Address {
+        match self.kind {
+            ScriptKind::P2wpkh => Address::p2wpkh(&self.compressed_pubkey(), network),
+            ScriptKind::P2tr => {
+                let (xonly, _) = self.secret.x_only_public_key(&self.secp);
+                Address::p2tr(&self.secp, xonly, None, network)
+            }
+        }
+    }
+
+    /// Signs input `index` of `tx`, which spends `prevout`. Only single-input transactions are
+    /// built here, so `prevouts` for taproot is just this one output.
+    fn sign_input(
+        &self,
+        tx: &mut Transaction,
+        index: usize,
+        prevout: &TxOut,
+    ) -> Result<(), TxError> {
+        let mut cache = SighashCache::new(&mut *tx);
+        let witness = match self.kind {
+            ScriptKind::P2wpkh => {
+                let sighash = cache
+                    .p2wpkh_signature_hash(
+                        index,
+                        &prevout.script_pubkey,
+                        prevout.value,
+                        EcdsaSighashType::All,
+                    )
+                    .map_err(|e| TxError::Sighash(e.to_string()))?;
+                let msg = Message::from_digest(sighash.to_byte_array());
+                // Low-R grinding keeps the DER signature at <= 71 bytes, so the vsize is stable.
+                let signature = self.secp.sign_ecdsa_low_r(&msg, &self.secret);
+                let sig = bitcoin::ecdsa::Signature {
+                    signature,
+                    sighash_type: EcdsaSighashType::All,
+                };
+                Witness::p2wpkh(&sig, &self.compressed_pubkey().0)
+            }
+            ScriptKind::P2tr => {
+                let prevouts = [prevout.clone()];
+                let sighash = cache
+                    .taproot_key_spend_signature_hash(
+                        index,
+                        &Prevouts::All(&prevouts),
+                        TapSighashType::Default,
+                    )
+                    .map_err(|e| TxError::Sighash(e.to_string()))?;
+                let msg = Message::from_digest(sighash.to_byte_array());
+                let keypair = Keypair::from_secret_key(&self.secp, &self.secret);
+                let tweaked = keypair.tap_tweak(&self.secp, None);
+                let signature = self.secp.sign_schnorr(&msg, &tweaked.to_keypair());
+                let sig = bitcoin::taproot::Signature {
+                    signature,
+                    sighash_type: TapSighashType::Default,
+                };
+                Witness::p2tr_key_spend(&sig)
+            }
+        };
+        *cache
+            .witness_mut(index)
+            .ok_or_else(|| TxError::Sighash(format!("no input {index}")))? = witness;
+        Ok(())
+    }
+}
+
+/// An output the anchorer can spend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utxo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its value in satoshis.
+    pub value_sat: u64,
+    /// Its script (the anchorer's own).
+    pub script_pubkey: ScriptBuf,
+}
+
+impl Utxo {
+    /// As a transaction output.
+    pub fn txout(&self) -> TxOut {
+        TxOut {
+            value: Amount::from_sat(self.value_sat),
+            script_pubkey: self.script_pubkey.clone(),
+        }
+    }
+}
+
+/// A signed, consensus-checked anchor transaction.
+#[derive(Clone, Debug)]
+pub struct SignedAnchorTx {
+    /// The transaction, with witness.
+    pub tx: Transaction,
+    /// Fee paid (input value minus change).
+    pub fee: Amount,
+    /// Virtual size in vbytes.
+    pub vsize: u64,
+    /// The fee rate it was built for, sat/vB (`fee >= fee_rate * vsize`).
+    pub fee_rate_sat_vb: u64,
+}
+
+/// Sequence number of the anchor input: signals BIP125 replaceability, no relative locktime.
+pub const ANCHOR_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
+
+/// Builds and signs the anchor transaction committing `digest`, spending `utxo` at
+/// `fee_rate_sat_vb`, and checks it with libbitcoinconsensus before returning it.
+///
+/// The fee is `fee_rate * vsize` of the signed transaction (recomputed after signing until it
+/// covers the final size, so the effective rate is never below the configured one).
+pub fn build_anchor_tx(
+    key: &AnchorKey,
+    utxo: &Utxo,
+    digest: &[u8; 32],
+    fee_rate_sat_vb: u64,
+) -> Result<SignedAnchorTx, TxError> {
+    if fee_rate_sat_vb == 0 {
+        return Err(TxError::ZeroFeeRate(fee_rate_sat_vb));
+    }
+    let own = key.script_pubkey();
+    if utxo.script_pubkey != own {
+        return Err(TxError::NotOurScript {
+            outpoint: utxo.outpoint,
+            found: utxo.script_pubkey.clone(),
+            expected: own,
+        });
+    }
+    let prevout = utxo.txout();
+    let dust = own.minimal_non_dust();
+    let value = Amount::from_sat(utxo.value_sat);
+
+    let mut fee = Amount::ZERO;
+    // Converges in at most two rounds (the size is fixed apart from the signature length).
+    for _ in 0..4 {
+        let change =
+            value
+                .checked_sub(fee)
+                .filter(|c| *c >= dust)
+                .ok_or(TxError::InsufficientFunds {
+                    outpoint: utxo.outpoint,
+                    value,
+                    fee,
+                    dust,
+                })?;
+        let mut tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: utxo.outpoint,
+                script_sig: ScriptBuf::new(),
+                sequence: ANCHOR_SEQUENCE,
+                witness: Witness::new(),
+            }],
+            output: vec![
+                TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: anchor_script(digest),
+                },
+                TxOut {
+                    value: change,
+                    script_pubkey: own.clone(),
+                },
+            ],
+        };
+        key.sign_input(&mut tx, 0, &prevout)?;
+        let vsize = tx.vsize() as u64;
+        let needed = fee_rate_sat_vb
+            .checked_mul(vsize)
+            .map(Amount::from_sat)
+            .ok_or(TxError::FeeOverflow {
+                rate: fee_rate_sat_vb,
+                vsize,
+            })?;
+        if fee >= needed {
+            verify_spend(&tx, utxo)?;
+            return Ok(SignedAnchorTx {
+                tx,
+                fee,
+                vsize,
+                fee_rate_sat_vb,
+            });
+        }
+        fee = needed;
+    }
+    Err(TxError::Sighash(
+        "fee computation did not converge (signature size kept growing)".into(),
+    ))
+}
+
+/// Checks, with libbitcoinconsensus (Bitcoin Core's script interpreter), that `tx` is a valid
+/// single-input spend of `utxo` under all soft forks including taproot.
+pub fn verify_spend(tx: &Transaction, utxo: &Utxo) -> Result<(), TxError> {
+    let txid = tx.compute_txid();
+    if tx.input.len() != 1 || tx.input[0].previous_output != utxo.outpoint {
+        return Err(TxError::WrongInput {
+            txid,
+            outpoint: utxo.outpoint,
+        });
+    }
+    let raw = bitcoin::consensus::serialize(tx);
+    let spk = utxo.script_pubkey.as_bytes();
+    let spent = [bitcoinconsensus::Utxo {
+        script_pubkey: spk.as_ptr(),
+        script_pubkey_len: spk.len() as u32,
+        value: utxo.value_sat as i64,
+    }];
+    bitcoinconsensus::verify_with_flags(
+        spk,
+        utxo.value_sat,
+        &raw,
+        Some(&spent),
+        0,
+        bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
+    )
+    .map_err(|e| TxError::Consensus {
+        txid,
+        reason: format!("{e:?}"),
+    })
+}
+
+/// BIP125 rules 3 and 4 as Bitcoin Core applies them: the replacement pays at least the
+/// original's absolute fee plus the incremental relay fee (1 sat/vB) for its own size.
+pub fn min_replacement_fee(original_fee: Amount, replacement_vsize: u64) -> Amount {
+    original_fee + Amount::from_sat(INCREMENTAL_RELAY_FEE_SAT_VB * replacement_vsize)
+}
+
+/// Bitcoin Core's and btcd's default incremental relay fee, sat/vB.
+pub const INCREMENTAL_RELAY_FEE_SAT_VB: u64 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::Txid;
+
+    fn key(kind: ScriptKind) -> AnchorKey {
+        AnchorKey::new(SecretKey::from_slice(&[0x01; 32]).unwrap(), kind)
+    }
+
+    fn utxo(key: &AnchorKey, value: u64) -> Utxo {
+        Utxo {
+            outpoint: OutPoint::new(Txid::from_byte_array([9; 32]), 0),
+            value_sat: value,
+            script_pubkey: key.script_pubkey(),
+        }
+    }
+
+    #[test]
+    fn p2wpkh_anchor_tx_shape_size_and_fee() {
+        let k = key(ScriptKind::P2wpkh);
+        let u = utxo(&k, 50_000);
+        let digest = [0x42; 32];
+        let mut sizes = std::collections::BTreeSet::new();
+        // Different digests give different signatures. Low-R grinding fixes r at 32 bytes;
+        // low-S s is 32 bytes except about 1 time in 128 (31 bytes), so the weight is 609 WU
+        // (153 vB) or 608 WU (152 vB).
+        for i in 0..=255u8 {
+            let s = build_anchor_tx(&k, &u, &[i; 32], 2).unwrap();
+            sizes.insert(s.vsize);
+        }
+        let s = build_anchor_tx(&k, &u, &digest, 2).unwrap();
+        println!("P2WPKH anchor tx: vsize {} vB, weight {} WU, fee at 2 sat/vB {} sat, sizes seen {sizes:?}",
+            s.vsize, s.tx.weight().to_wu(), s.fee.to_sat());
+        assert!(s.vsize <= 154, "vsize {} > 154", s.vsize);
+        assert_eq!(s.vsize, 153);
+        assert!(sizes.iter().all(|v| *v == 152 || *v == 153), "{sizes:?}");
+        assert_eq!(s.fee.to_sat(), 2 * s.vsize);
+        assert_eq!(s.tx.input.len(), 1);
+        assert_eq!(s.tx.input[0].sequence.0, 0xffff_fffd);
+        assert!(s.tx.is_explicitly_rbf());
+        assert_eq!(s.tx.output.len(), 2);
+        assert_eq!(s.tx.output[0].value, Amount::ZERO);
+        assert_eq!(s.tx.output[0].script_pubkey, anchor_script(&digest));
+        assert_eq!(s.tx.output[1].script_pubkey, k.script_pubkey());
+        assert_eq!(s.tx.output[1].value.to_sat(), 50_000 - s.fee.to_sat());
+        verify_spend(&s.tx, &u).unwrap();
+    }
+
+    #[test]
+    fn p2tr_anchor_tx_shape_size_and_fee() {
+        let k = key(ScriptKind::P2tr);
+        let u = utxo(&k, 50_000);
+        let s = build_anchor_tx(&k, &u, &[0x42; 32], 2).unwrap();
+        println!(
+            "P2TR anchor tx: vsize {} vB, weight {} WU, fee at 2 sat/vB {} sat",
+            s.vsize,
+            s.tx.weight().to_wu(),
+            s.fee.to_sat()
+        );
+        assert_eq!(s.vsize, 154);
+        assert_eq!(s.fee.to_sat(), 2 * s.vsize);
+        verify_spend(&s.tx, &u).unwrap();
+    }
+
+    #[test]
+    fn consensus_check_rejects_tampering() {
+        for kind in [ScriptKind::P2wpkh, ScriptKind::P2tr] {
+            let k = key(kind);
+            let u = utxo(&k, 50_000);
+            let s = build_anchor_tx(&k, &u, &[1; 32], 3).unwrap();
+            // Changing what was signed (the change value) breaks the signature.
+            let mut t = s.tx.clone();
+            t.output[1].value += Amount::from_sat(1);
+            assert!(matches!(
+                verify_spend(&t, &u),
+                Err(TxError::Consensus { .. })
+            ));
+            // Claiming a different spent amount breaks it too (segwit signs the amount).
+            let mut u2 = u.clone();
+            u2.value_sat += 1;
+            assert!(matches!(
+                verify_spend(&s.tx, &u2),
+                Err(TxError::Consensus { .. })
+            ));
+            // Another key cannot spend it.
+            let other = AnchorKey::new(SecretKey::from_slice(&[2; 32]).unwrap(), kind);
+            let theirs = Utxo {
+                script_pubkey: other.script_pubkey(),
+                ..u.clone()
+            };
+            assert!(matches!(
+                build_anchor_tx(&k, &theirs, &[1; 32], 3),
+                Err(TxError::NotOurScript { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn insufficient_funds_and_zero_rate_are_errors() {
+        let k = key(ScriptKind::P2wpkh);
+        let u = utxo(&k, 294 + 2 * 153 - 1);
+        assert!(matches!(
+            build_anchor_tx(&k, &u, &[1; 32], 2),
+            Err(TxError::InsufficientFunds { .. })
+        ));
+        let u = utxo(&k, 294 + 2 * 153);
+        assert!(build_anchor_tx(&k, &u, &[1; 32], 2).is_ok());
+        assert!(matches!(
+            build_anchor_tx(&k, &u, &[1; 32], 0),
+            Err(TxError::ZeroFeeRate(0))
+        ));
+        assert!(build_anchor_tx(&k, &u, &[1; 32], u64::MAX).is_err());
+    }
+
+    #[test]
+    fn replacement_fee_rule() {
+        let k = key(ScriptKind::P2wpkh);
+        let u = utxo(&k, 100_000);
+        let a = build_anchor_tx(&k, &u, &[1; 32], 2).unwrap();
+        let b = build_anchor_tx(&k, &u, &[1; 32], 3).unwrap();
+        assert_eq!(a.vsize, b.vsize);
+        assert!(b.fee >= min_replacement_fee(a.fee, b.vsize));
+        assert_eq!(a.tx.input[0].previous_output, b.tx.input[0].previous_output);
+        assert_ne!(a.tx.compute_txid(), b.tx.compute_txid());
+    }
+}

@@ -1,0 +1,545 @@
+//! The gateway on a real EVM (anvil, chain id 33) through the RSK-strict filter: the client
+//! never needs anything RSK refuses, and every refusal of the contract is a named error that
+//! changes nothing.
+
+use std::time::Duration;
+
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
+use ipsat_rootnet_bridge::contract::IpsatGateway::{self, Checkpoint, Release};
+use ipsat_rootnet_bridge::{merkle, BridgeError, Gateway, GatewayConfig};
+use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
+use serde_json::json;
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+const PERIOD: u64 = 10;
+
+struct Net {
+    anvil: Anvil,
+    proxy: RskStrictProxy,
+    admin: Gateway,
+}
+
+fn config() -> GatewayConfig {
+    GatewayConfig {
+        confirmations: 2,
+        poll_interval: Duration::from_millis(50),
+        ..GatewayConfig::default()
+    }
+}
+
+async fn net(port: u16, automine: bool, config: GatewayConfig) -> Net {
+    let anvil = Anvil::start(port, automine).unwrap();
+    let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
+    let admin_key: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    let anchorer = admin_key.address();
+    let admin = Gateway::deploy(&proxy.url, admin_key, config, anchorer)
+        .await
+        .unwrap();
+    Net {
+        anvil,
+        proxy,
+        admin,
+    }
+}
+
+/// A validator whose owner account and checkpoint signer are the same funded key.
+struct Validator {
+    key: PrivateKeySigner,
+    power: U256,
+}
+
+async fn validators(net: &Net, n: usize) -> Vec<Validator> {
+    validators_named(net, n, "validator").await
+}
+
+/// `n` funded validators with keys derived from `seed`, sorted by signer address.
+async fn validators_named(net: &Net, n: usize, seed: &str) -> Vec<Validator> {
+    let mut set: Vec<Validator> = (0..n)
+        .map(|i| Validator {
+            key: PrivateKeySigner::from_bytes(&keccak256(
+                [seed.as_bytes(), &(i as u64).to_be_bytes()].concat(),
+            ))
+            .unwrap(),
+            power: U256::from(ETHER * (1 + (i as u128 % 3))),
+        })
+        .collect();
+    set.sort_by_key(|v| v.key.address());
+    for v in &set {
+        net.anvil
+            .raw(
+                "anvil_setBalance",
+                json!([v.key.address(), "0x3635c9adc5dea00000"]),
+            )
+            .await
+            .unwrap();
+    }
+    set
+}
+
+async fn client(net: &Net, key: &PrivateKeySigner) -> Gateway {
+    Gateway::at(&net.proxy.url, net.admin.address(), key.clone(), config())
+        .await
+        .unwrap()
+}
+
+async fn join_all(net: &Net, subnet: B256, set: &[Validator]) {
+    for v in set {
+        client(net, &v.key)
+            .await
+            .join(
+                subnet,
+                v.key.address(),
+                Bytes::from(vec![0xb1; 48]),
+                Bytes::from(vec![0xb2; 96]),
+                v.power,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn info(net: &Net, subnet: B256) -> IpsatGateway::SubnetInfo {
+    net.admin
+        .view(
+            "getSubnet",
+            &IpsatGateway::getSubnetCall { subnetId: subnet },
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+async fn blocktree_root(net: &Net) -> B256 {
+    net.admin
+        .view("blocktreeRoot", &IpsatGateway::blocktreeRootCall {}, None)
+        .await
+        .unwrap()
+}
+
+async fn next_checkpoint(net: &Net, subnet: B256, cross_msgs_root: B256, count: u64) -> Checkpoint {
+    let info = info(net, subnet).await;
+    let next_hash = net
+        .admin
+        .view(
+            "validatorSetHashAt",
+            &IpsatGateway::validatorSetHashAtCall {
+                subnetId: subnet,
+                configurationNumber: info.configurationNumber,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    Checkpoint {
+        subnetId: subnet,
+        height: info.lastCheckpointHeight + PERIOD,
+        blockHash: keccak256(b"block"),
+        stateRoot: keccak256(b"state"),
+        historyRoot: keccak256(b"history"),
+        crossMsgsRoot: cross_msgs_root,
+        crossMsgsCount: count,
+        nextValidatorSetHash: next_hash,
+        configurationNumber: info.configurationNumber,
+        previousCheckpointHash: info.lastCheckpointHash,
+    }
+}
+
+/// Signatures of `signers` (indices into the ascending set), concatenated in that order.
+async fn sign(net: &Net, cp: &Checkpoint, set: &[Validator], signers: &[usize]) -> Bytes {
+    let digest = net.admin.checkpoint_digest(cp).await.unwrap();
+    let mut out = Vec::new();
+    for &i in signers {
+        out.extend_from_slice(&set[i].key.sign_hash_sync(&digest).unwrap().as_bytes());
+    }
+    out.into()
+}
+
+fn set_of(set: &[Validator]) -> (Vec<Address>, Vec<U256>) {
+    (
+        set.iter().map(|v| v.key.address()).collect(),
+        set.iter().map(|v| v.power).collect(),
+    )
+}
+
+fn reverted_with(result: Result<impl std::fmt::Debug, BridgeError>, name: &str) {
+    match result {
+        Err(BridgeError::Reverted { reason, .. }) => {
+            assert!(reason.contains(name), "expected {name}, got {reason}")
+        }
+        other => panic!("expected revert {name}, got {other:?}"),
+    }
+}
+
+async fn lifecycle(n: usize, port: u16) {
+    let net = net(port, true, config()).await;
+    let root_at_start = blocktree_root(&net).await;
+    let subnet = net
+        .admin
+        .register_subnet("alpha", n as u64, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    let other = net
+        .admin
+        .register_subnet("beta", 1, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    assert_eq!(
+        blocktree_root(&net).await,
+        root_at_start,
+        "registration changed the blocktree root"
+    );
+    let set = validators(&net, n).await;
+    join_all(&net, subnet, &set).await;
+    assert!(info(&net, subnet).await.active);
+
+    // Deposits: locked in the gateway and visible to the subnet as Funded events.
+    let recipient = Address::repeat_byte(0x42);
+    for amount in [3 * ETHER, 2 * ETHER] {
+        net.admin
+            .fund(subnet, recipient, U256::from(amount))
+            .await
+            .unwrap();
+    }
+    net.anvil.mine(3).await.unwrap();
+    let events = net.admin.funded_events(subnet, 0).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.nonce).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    assert_eq!(events[0].amount, U256::from(3 * ETHER));
+    assert_eq!(info(&net, subnet).await.locked, U256::from(5 * ETHER));
+    assert_eq!(
+        blocktree_root(&net).await,
+        root_at_start,
+        "a deposit changed the blocktree root"
+    );
+
+    // A checkpoint with two releases.
+    let payee = Address::repeat_byte(0x77);
+    let releases: Vec<Release> = (0..2u64)
+        .map(|nonce| Release {
+            recipient: payee,
+            amount: U256::from(ETHER),
+            nonce,
+        })
+        .collect();
+    let leaves: Vec<B256> = releases.iter().map(merkle::release_leaf).collect();
+    let cp = next_checkpoint(&net, subnet, merkle::root(&leaves), 2).await;
+    let (addresses, powers) = set_of(&set);
+    let everyone: Vec<usize> = (0..n).collect();
+
+    // Refusals first: each names its error and changes nothing.
+    let before = (info(&net, subnet).await, blocktree_root(&net).await);
+    let outsider = PrivateKeySigner::random();
+    let digest = net.admin.checkpoint_digest(&cp).await.unwrap();
+    let mut forged = sign(&net, &cp, &set, &everyone[..n - 1]).await.to_vec();
+    forged.extend_from_slice(&outsider.sign_hash_sync(&digest).unwrap().as_bytes());
+    let forged_result = net
+        .admin
+        .submit_checkpoint(&cp, addresses.clone(), powers.clone(), forged.into())
+        .await;
+    match forged_result {
+        Err(BridgeError::Reverted { reason, .. }) => assert!(
+            reason.contains("SignerNotInSet") || reason.contains("SignersNotAscending"),
+            "{reason}"
+        ),
+        other => panic!("forged signature accepted: {other:?}"),
+    }
+    let mut flipped = sign(&net, &cp, &set, &everyone).await.to_vec();
+    flipped[10] ^= 1;
+    assert!(matches!(
+        net.admin
+            .submit_checkpoint(&cp, addresses.clone(), powers.clone(), flipped.into())
+            .await,
+        Err(BridgeError::Reverted { .. })
+    ));
+    let duplicate = sign(&net, &cp, &set, &[0, 0, 1]).await;
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&cp, addresses.clone(), powers.clone(), duplicate)
+            .await,
+        "SignersNotAscending",
+    );
+    let below = sign(&net, &cp, &set, &everyone[..(n / 4)]).await;
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&cp, addresses.clone(), powers.clone(), below)
+            .await,
+        "QuorumNotReached",
+    );
+    let mut wrong_height = cp.clone();
+    wrong_height.height += 1;
+    let signatures = sign(&net, &wrong_height, &set, &everyone).await;
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&wrong_height, addresses.clone(), powers.clone(), signatures)
+            .await,
+        "WrongHeight",
+    );
+    let mut foreign = cp.clone();
+    foreign.subnetId = other;
+    let signatures = sign(&net, &foreign, &set, &everyone).await;
+    assert!(matches!(
+        net.admin
+            .submit_checkpoint(&foreign, addresses.clone(), powers.clone(), signatures)
+            .await,
+        Err(BridgeError::Reverted { .. })
+    ));
+    let signatures = sign(&net, &cp, &set, &everyone).await;
+    reverted_with(
+        net.admin
+            .transact(
+                "submitCheckpoint",
+                &IpsatGateway::submitCheckpointCall {
+                    subnetId: other,
+                    cp: cp.clone(),
+                    validators: addresses.clone(),
+                    powers: powers.clone(),
+                    signatures: signatures.clone(),
+                },
+                U256::ZERO,
+            )
+            .await,
+        "CheckpointSubnetMismatch",
+    );
+    assert_eq!(
+        (info(&net, subnet).await, blocktree_root(&net).await),
+        before,
+        "a refused checkpoint changed state"
+    );
+
+    // The real one is accepted and moves the blocktree root; a replay is refused.
+    net.admin
+        .submit_checkpoint(&cp, addresses.clone(), powers.clone(), signatures.clone())
+        .await
+        .unwrap();
+    let accepted_root = blocktree_root(&net).await;
+    assert_ne!(accepted_root, before.1);
+    assert_eq!(info(&net, subnet).await.lastCheckpointHeight, PERIOD);
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&cp, addresses.clone(), powers.clone(), signatures)
+            .await,
+        "WrongHeight",
+    );
+
+    // Releases pay exactly once.
+    let balance = |net: &Net| {
+        let url = net.anvil.url.clone();
+        async move {
+            let rpc = ipsat_rootnet_bridge::rpc::EthRpc::new(&url);
+            let b: U256 = rpc
+                .call("eth_getBalance", json!([payee, "latest"]))
+                .await
+                .unwrap();
+            b
+        }
+    };
+    let start = balance(&net).await;
+    for (i, release) in releases.iter().enumerate() {
+        net.admin
+            .execute_release(subnet, PERIOD, release.clone(), merkle::proof(&leaves, i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(balance(&net).await - start, U256::from(2 * ETHER));
+    reverted_with(
+        net.admin
+            .execute_release(
+                subnet,
+                PERIOD,
+                releases[0].clone(),
+                merkle::proof(&leaves, 0),
+            )
+            .await,
+        "ReleaseAlreadyExecuted",
+    );
+    let forged_release = Release {
+        recipient: payee,
+        amount: U256::from(4 * ETHER),
+        nonce: 9,
+    };
+    reverted_with(
+        net.admin
+            .execute_release(subnet, PERIOD, forged_release, merkle::proof(&leaves, 0))
+            .await,
+        "InvalidMerkleProof",
+    );
+    assert_eq!(balance(&net).await - start, U256::from(2 * ETHER));
+    assert_eq!(info(&net, subnet).await.locked, U256::from(3 * ETHER));
+    assert_eq!(
+        blocktree_root(&net).await,
+        accepted_root,
+        "a release changed the blocktree root"
+    );
+
+    // A second, empty checkpoint chains onto the first.
+    let cp2 = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+    assert_eq!(
+        cp2.previousCheckpointHash,
+        keccak256(alloy::sol_types::SolValue::abi_encode(&cp))
+    );
+    let signatures = sign(&net, &cp2, &set, &everyone).await;
+    net.admin
+        .submit_checkpoint(&cp2, addresses, powers, signatures)
+        .await
+        .unwrap();
+    assert_ne!(blocktree_root(&net).await, accepted_root);
+
+    assert_eq!(
+        net.proxy.refusals(),
+        0,
+        "the client used something RSK refuses"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_lifecycle_with_4_validators() {
+    lifecycle(4, 18601).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_lifecycle_with_16_validators() {
+    lifecycle(16, 18602).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_transaction_is_replaced_at_forty_percent_more() {
+    let fixed = 1_000_000_000u128;
+    let slow = GatewayConfig {
+        gas_price: Some(fixed),
+        replace_after: Duration::from_millis(700),
+        ..config()
+    };
+    // Deploy with automining, then stop mining so the next transaction gets stuck.
+    let net = net(18603, true, slow).await;
+    let subnet = net
+        .admin
+        .register_subnet("gamma", 1, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    net.anvil
+        .raw("evm_setAutomine", json!([false]))
+        .await
+        .unwrap();
+    let miner = async {
+        tokio::time::sleep(Duration::from_millis(1_800)).await;
+        net.anvil.mine(1).await.unwrap();
+    };
+    let (receipt, ()) = tokio::join!(
+        net.admin
+            .fund(subnet, Address::repeat_byte(1), U256::from(ETHER)),
+        miner
+    );
+    let receipt = receipt.unwrap();
+    let mined: serde_json::Value = net
+        .anvil
+        .raw(
+            "eth_getTransactionByHash",
+            json!([receipt.transaction_hash]),
+        )
+        .await
+        .unwrap();
+    let price = u128::from_str_radix(
+        mined["gasPrice"].as_str().unwrap().trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(
+        price * 10 >= fixed * 14,
+        "mined at {price}, want at least +40% over {fixed}"
+    );
+    assert_eq!(
+        info(&net, subnet).await.locked,
+        U256::from(ETHER),
+        "funded once, not twice"
+    );
+    assert_eq!(net.proxy.refusals(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rsk_strict_filter_refuses_what_rsk_refuses() {
+    let anvil = Anvil::start(18604, true).unwrap();
+    let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
+    let rpc = ipsat_rootnet_bridge::rpc::EthRpc::new(&proxy.url);
+    anvil.mine(5_100).await.unwrap();
+    let refused: Vec<(&'static str, serde_json::Value)> = vec![
+        ("eth_feeHistory", json!(["0x1", "latest", []])),
+        ("eth_maxPriorityFeePerGas", json!([])),
+        ("eth_getProof", json!([Address::ZERO, [], "latest"])),
+        ("eth_getBlockByNumber", json!(["finalized", false])),
+        ("eth_getBalance", json!([Address::ZERO, "safe"])),
+        (
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "toBlock": "0x1388"}]),
+        ),
+        ("eth_sendRawTransaction", json!(["0x02f86c"])),
+    ];
+    for (method, params) in refused.iter().cloned() {
+        let result: Result<serde_json::Value, _> = rpc.call(method, params).await;
+        assert!(result.is_err(), "{method} passed the filter");
+    }
+    assert_eq!(proxy.refusals(), refused.len());
+    let ok: Result<serde_json::Value, _> = rpc
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "toBlock": "0x1387"}]),
+        )
+        .await;
+    assert!(ok.is_ok(), "a 5,000-block range must pass");
+}
+
+/// Gas of `submitCheckpoint` by validator count, signed by everyone and by the smallest
+/// quorum (highest power first), which is what a relayer sends. Printed for
+/// docs/benchmarks.md; the quorum figure at 100 validators must stay within 500k.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_checkpoint_gas_by_validator_count() {
+    let net = net(18605, true, config()).await;
+    let mut report = Vec::new();
+    for n in [4usize, 16, 64, 100] {
+        let subnet = net
+            .admin
+            .register_subnet(&format!("gas-{n}"), n as u64, U256::from(ETHER), PERIOD)
+            .await
+            .unwrap();
+        let set = validators_named(&net, n, &format!("gas-{n}")).await;
+        join_all(&net, subnet, &set).await;
+        let (addresses, powers) = set_of(&set);
+        let total: U256 = powers.iter().copied().sum();
+        let mut by_power: Vec<usize> = (0..n).collect();
+        by_power.sort_by_key(|&i| std::cmp::Reverse(set[i].power));
+        let mut quorum = Vec::new();
+        let mut signed = U256::ZERO;
+        for i in by_power {
+            if signed * U256::from(3) > total * U256::from(2) {
+                break;
+            }
+            signed += set[i].power;
+            quorum.push(i);
+        }
+        quorum.sort_unstable();
+        let mut gas = Vec::new();
+        for signers in [quorum.clone(), (0..n).collect::<Vec<_>>()] {
+            let cp = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+            let signatures = sign(&net, &cp, &set, &signers).await;
+            let receipt = net
+                .admin
+                .submit_checkpoint(&cp, addresses.clone(), powers.clone(), signatures)
+                .await
+                .unwrap();
+            gas.push(receipt.gas_used.to::<u64>());
+        }
+        report.push((n, quorum.len(), gas[0], gas[1]));
+    }
+    eprintln!("validators | quorum signers | gas (quorum) | gas (all sign)");
+    for (n, q, quorum_gas, all_gas) in &report {
+        eprintln!("{n:>10} | {q:>14} | {quorum_gas:>12} | {all_gas:>14}");
+    }
+    let (_, _, at_100, _) = report[3];
+    assert!(
+        at_100 <= 500_000,
+        "submitCheckpoint with a 100-validator quorum used {at_100} gas"
+    );
+}
