@@ -318,7 +318,7 @@ impl AnchorProof {
         out.extend_from_slice(&(tx_bytes.len() as u32).to_be_bytes());
         out.extend_from_slice(&tx_bytes);
         out.extend_from_slice(&self.path.index.to_be_bytes());
-        out.push(self.path.siblings.len() as u8);
+        out.push(self.path.siblings.len().min(255) as u8);
         for s in &self.path.siblings {
             out.extend_from_slice(s);
         }

@@ -15,7 +15,6 @@ use ipsat_subnet::{Address, SubnetId};
 use ipsat_tests::{address_of, sign_for, transfer};
 use secp256k1::SecretKey;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum App {
@@ -117,50 +116,49 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
+/// Sends every stream in order: a stream's transactions go one after another to the same
+/// endpoint (so an account's nonces arrive in order), while `concurrency` workers interleave
+/// the streams. Returns when each transaction was sent.
 async fn send_all(
     rpc: Arc<Rpc>,
     urls: Vec<String>,
-    txs: Vec<Vec<u8>>,
+    streams: Vec<Vec<Vec<u8>>>,
     concurrency: usize,
 ) -> Result<HashMap<[u8; 32], Instant>> {
-    let sent = Arc::new(Mutex::new(HashMap::with_capacity(txs.len())));
-    let queue = Arc::new(Mutex::new(
-        txs.into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>(),
-    ));
+    let mut groups: Vec<Vec<Vec<Vec<u8>>>> = (0..concurrency).map(|_| Vec::new()).collect();
+    for (i, stream) in streams.into_iter().enumerate() {
+        groups[i % concurrency].push(stream);
+    }
     let mut workers = Vec::new();
-    for w in 0..concurrency {
-        let (rpc, sent, queue) = (rpc.clone(), sent.clone(), queue.clone());
-        let urls = urls.clone();
+    for (w, group) in groups.into_iter().enumerate() {
+        let rpc = rpc.clone();
+        let url = urls[w % urls.len()].clone();
         workers.push(tokio::spawn(async move {
-            loop {
-                let Some((i, tx)) = queue.lock().await.pop() else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let url = &urls[(i + w) % urls.len()];
-                let at = Instant::now();
-                let code = rpc.broadcast(url, &tx).await?;
-                if code != 0 {
-                    bail!("transaction {i} refused with code {code}");
+            let mut sent = HashMap::new();
+            let longest = group.iter().map(Vec::len).max().unwrap_or(0);
+            for position in 0..longest {
+                for tx in group.iter().filter_map(|stream| stream.get(position)) {
+                    let at = Instant::now();
+                    let code = rpc.broadcast(&url, tx).await?;
+                    if code != 0 {
+                        bail!("transaction refused with code {code}");
+                    }
+                    sent.insert(tx_hash(tx), at);
                 }
-                sent.lock().await.insert(tx_hash(&tx), at);
             }
+            Ok::<_, anyhow::Error>(sent)
         }));
     }
+    let mut sent = HashMap::new();
     for worker in workers {
-        worker.await??;
+        sent.extend(worker.await??);
     }
-    Ok(Arc::try_unwrap(sent)
-        .map_err(|_| anyhow::anyhow!("workers still hold results"))?
-        .into_inner())
+    Ok(sent)
 }
 
-/// Signs `per_sender` transfers for each fresh sender, after funding them from the faucet.
-async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<u8>>> {
+/// Signs `per_sender` transfers for each fresh sender, after funding them from the faucet;
+/// one stream of transactions per sender.
+async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<Vec<u8>>>> {
     let faucet_path = args
         .faucet_key
         .as_ref()
@@ -218,27 +216,23 @@ async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<u8>>> {
         }
     }
     let recipient = Address([0x77; 20]);
-    let mut txs = Vec::with_capacity(per_sender * senders.len());
-    for nonce in 0..per_sender {
-        for sender in &senders {
-            txs.push(sign_for(
-                &args.subnet,
-                sender,
-                nonce as u64,
-                transfer(recipient, 1),
-            ));
-        }
-    }
-    txs.truncate(args.txs);
-    Ok(txs)
+    Ok(senders
+        .iter()
+        .map(|sender| {
+            (0..per_sender)
+                .map(|nonce| sign_for(&args.subnet, sender, nonce as u64, transfer(recipient, 1)))
+                .collect()
+        })
+        .collect())
 }
 
-fn kvstore_txs(args: &Args) -> Vec<Vec<u8>> {
+/// Independent transactions, one stream each.
+fn kvstore_txs(args: &Args) -> Vec<Vec<Vec<u8>>> {
     (0..args.txs)
         .map(|i| {
             let mut tx = format!("bench-{i:012}=").into_bytes();
             tx.resize(args.tx_size.max(tx.len() + 1), b'x');
-            tx
+            vec![tx]
         })
         .collect()
 }
@@ -255,8 +249,8 @@ async fn main() -> Result<()> {
         App::Ipsat => ipsat_txs(&rpc, &args).await?,
         App::Kvstore => kvstore_txs(&args),
     };
-    let tx_size = txs.iter().map(Vec::len).sum::<usize>() / txs.len().max(1);
-    let total = txs.len();
+    let total: usize = txs.iter().map(Vec::len).sum();
+    let tx_size = txs.iter().flatten().map(Vec::len).sum::<usize>() / total.max(1);
     let url = args.rpcs[0].clone();
     let first_height = rpc.height(&url).await? + 1;
     eprintln!(
