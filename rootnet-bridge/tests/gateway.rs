@@ -546,3 +546,102 @@ async fn submit_checkpoint_gas_by_validator_count() {
         "submitCheckpoint with a 100-validator quorum used {at_100} gas"
     );
 }
+
+/// Leaving releases collateral only once a checkpoint confirms the new set; deposits are read
+/// in bounded spans at the confirmation depth; only the anchorer records anchors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_claim_bounded_logs_and_anchor_record() {
+    let narrow = GatewayConfig {
+        log_range: 7,
+        confirmations: 5,
+        ..config()
+    };
+    let net = net(18606, true, narrow).await;
+    let subnet = net
+        .admin
+        .register_subnet("delta", 4, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    let set = validators_named(&net, 4, "delta").await;
+    join_all(&net, subnet, &set).await;
+
+    // Deposits spread over more blocks than one log span; the newest is not final yet.
+    for (i, gap) in [0u64, 9, 17].into_iter().enumerate() {
+        net.anvil.mine(gap).await.unwrap();
+        net.admin
+            .fund(
+                subnet,
+                Address::repeat_byte(0x10 + i as u8),
+                U256::from(ETHER),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        net.admin.funded_events(subnet, 0).await.unwrap().len(),
+        2,
+        "an unconfirmed deposit was reported"
+    );
+    net.anvil.mine(5).await.unwrap();
+    let events = net.admin.funded_events(subnet, 0).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.nonce).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+
+    // The last validator leaves: its collateral stays locked until a checkpoint confirms it.
+    let leaver = client(&net, &set[3].key).await;
+    leaver.leave(subnet).await.unwrap();
+    reverted_with(leaver.claim_collateral(subnet).await, "CollateralLocked");
+    let (addresses, powers) = set_of(&set);
+    let cp = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+    let signatures = sign(&net, &cp, &set, &[0, 1, 2, 3]).await;
+    net.admin
+        .submit_checkpoint(&cp, addresses.clone(), powers.clone(), signatures)
+        .await
+        .unwrap();
+    let before = balance_of(&net, set[3].key.address()).await;
+    leaver.claim_collateral(subnet).await.unwrap();
+    let refunded =
+        balance_of(&net, set[3].key.address()).await + U256::from(10u128.pow(16)) - before;
+    assert!(
+        refunded >= set[3].power,
+        "collateral not refunded: {refunded}"
+    );
+    reverted_with(leaver.claim_collateral(subnet).await, "NotLeaving");
+    // The old set no longer signs checkpoints.
+    let cp2 = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+    let signatures = sign(&net, &cp2, &set, &[0, 1, 2, 3]).await;
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&cp2, addresses, powers, signatures)
+            .await,
+        "ValidatorSetMismatch",
+    );
+
+    // Anchors: only the anchorer (the deployer here) may record one.
+    let root = blocktree_root(&net).await;
+    reverted_with(
+        leaver.record_anchor(root, B256::repeat_byte(9), 101).await,
+        "NotAnchorer",
+    );
+    net.admin
+        .record_anchor(root, B256::repeat_byte(9), 101)
+        .await
+        .unwrap();
+    let anchor = net
+        .admin
+        .view("latestAnchor", &IpsatGateway::latestAnchorCall {}, None)
+        .await
+        .unwrap();
+    assert_eq!((anchor.blocktreeRoot, anchor.btcHeight), (root, 101));
+    assert_eq!(net.proxy.refusals(), 0);
+}
+
+async fn balance_of(net: &Net, who: Address) -> U256 {
+    net.admin
+        .rpc()
+        .call("eth_getBalance", json!([who, "latest"]))
+        .await
+        .unwrap()
+}
