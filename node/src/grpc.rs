@@ -67,15 +67,14 @@ fn keyspace_name(name: &str) -> Result<(), Status> {
     }
 }
 
-fn blocking<T: Send + 'static>(
+/// Runs a RocksDB read off the async runtime.
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, Status>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(internal)
-    }
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(internal)
 }
 
 #[tonic::async_trait]

@@ -3,11 +3,17 @@
 
 use alloy::primitives::Bytes;
 
-alloy::sol!(
-    #[sol(all_derives)]
-    IpsatGateway,
-    "contracts/artifacts/IpsatGateway.json"
-);
+pub use bindings::IpsatGateway;
+
+// The generated call constructors mirror the ABI, which has functions of more than 7 arguments.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    alloy::sol!(
+        #[sol(all_derives)]
+        IpsatGateway,
+        "contracts/artifacts/IpsatGateway.json"
+    );
+}
 
 /// The committed artifact (ABI, bytecode, compiler settings).
 pub const ARTIFACT_JSON: &str = include_str!("../contracts/artifacts/IpsatGateway.json");

@@ -19,6 +19,18 @@ fn hash_pair(a: B256, b: B256) -> B256 {
     }
 }
 
+/// The level above `level`: pairs hashed, an odd last node promoted.
+fn next_level(level: &[B256]) -> Vec<B256> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [a, b] => hash_pair(*a, *b),
+            [a] => *a,
+            _ => unreachable!("chunks(2) yields one or two"),
+        })
+        .collect()
+}
+
 /// Root of `leaves`; `B256::ZERO` for none.
 pub fn root(leaves: &[B256]) -> B256 {
     if leaves.is_empty() {
@@ -26,14 +38,7 @@ pub fn root(leaves: &[B256]) -> B256 {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => hash_pair(*a, *b),
-                [a] => *a,
-                _ => unreachable!("chunks(2) yields one or two"),
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
 }
@@ -47,14 +52,7 @@ pub fn proof(leaves: &[B256], mut index: usize) -> Vec<B256> {
         if sibling < level.len() {
             path.push(level[sibling]);
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => hash_pair(*a, *b),
-                [a] => *a,
-                _ => unreachable!("chunks(2) yields one or two"),
-            })
-            .collect();
+        level = next_level(&level);
         index /= 2;
     }
     path

@@ -24,4 +24,4 @@ pub use genesis::{FeeParams, Genesis, GenesisAccount};
 pub use proof::{verify_state_proof, ProofError};
 pub use query::StateQuery;
 pub use store::Store;
-pub use types::{Address, Amount, Height, SubnetId};
+pub use types::{Address, Amount, SubnetId};

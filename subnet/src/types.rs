@@ -84,22 +84,6 @@ impl fmt::Display for SubnetId {
     }
 }
 
-/// A block height of a subnet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Height(pub u64);
-
-impl Height {
-    pub fn next(self) -> Height {
-        Height(self.0 + 1)
-    }
-}
-
-impl fmt::Display for Height {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// A 20-byte Ethereum-style account address: keccak256(uncompressed pubkey)[12..].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Address(pub [u8; 20]);
