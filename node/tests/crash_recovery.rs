@@ -10,35 +10,45 @@ use ipsat_subnet::Address;
 use ipsat_tests::{address_of, transfer, Client, Testnet};
 use tokio_stream::StreamExt as _;
 
-/// Sends transfers of `amount` to fresh recipients for `duration`, rotating over `clients`;
-/// returns the recipients whose transfer was acknowledged as committed.
-async fn send_for(
-    net: &Testnet,
-    clients: &mut [Client],
-    nonce: &mut u64,
-    next_recipient: &mut u32,
-    duration: Duration,
-) -> Vec<Address> {
-    let faucet = net.key("faucet").unwrap();
-    let mut acknowledged = Vec::new();
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        let mut to = [0u8; 20];
-        to[..4].copy_from_slice(&next_recipient.to_be_bytes());
-        to[19] = 0xaa;
-        let to = Address(to);
-        *next_recipient += 1;
-        let client = &mut clients[*nonce as usize % clients.len()];
-        let tx = net.sign(&faucet, *nonce, transfer(to, 777));
-        let response = client
-            .broadcast(tx, pb::BroadcastMode::Commit)
-            .await
-            .unwrap();
-        assert_eq!(response.code, 0, "{}", response.log);
-        *nonce += 1;
-        acknowledged.push(to);
+/// Transfers of 777 from the faucet, each to a fresh recipient, acknowledged only once
+/// committed.
+#[derive(Default)]
+struct Load {
+    nonce: u64,
+    next_recipient: u32,
+    acknowledged: Vec<Address>,
+}
+
+impl Load {
+    /// Sends for `duration`, rotating over `clients`; returns the recipients acknowledged now.
+    async fn send_for(
+        &mut self,
+        net: &Testnet,
+        clients: &mut [Client],
+        duration: Duration,
+    ) -> Vec<Address> {
+        let faucet = net.key("faucet").unwrap();
+        let mut acknowledged = Vec::new();
+        let until = Instant::now() + duration;
+        while Instant::now() < until {
+            let mut to = [0u8; 20];
+            to[..4].copy_from_slice(&self.next_recipient.to_be_bytes());
+            to[19] = 0xaa;
+            let to = Address(to);
+            self.next_recipient += 1;
+            let client = &mut clients[self.nonce as usize % clients.len()];
+            let tx = net.sign(&faucet, self.nonce, transfer(to, 777));
+            let response = client
+                .broadcast(tx, pb::BroadcastMode::Commit)
+                .await
+                .unwrap();
+            assert_eq!(response.code, 0, "{}", response.log);
+            self.nonce += 1;
+            acknowledged.push(to);
+        }
+        self.acknowledged.extend(&acknowledged);
+        acknowledged
     }
-    acknowledged
 }
 
 /// The app hashes node `i` commits from now on, collected for `duration`.
@@ -81,41 +91,16 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
     for i in 0..3 {
         senders.push(net.client(i).await.unwrap());
     }
-    let (mut nonce, mut recipient) = (0u64, 0u32);
-    let mut acknowledged = Vec::new();
-    acknowledged.extend(
-        send_for(
-            &net,
-            &mut senders,
-            &mut nonce,
-            &mut recipient,
-            Duration::from_secs(3),
-        )
-        .await,
-    );
-
+    let mut load = Load::default();
+    load.send_for(&net, &mut senders, Duration::from_secs(3))
+        .await;
     net.kill9(3).unwrap();
-    acknowledged.extend(
-        send_for(
-            &net,
-            &mut senders,
-            &mut nonce,
-            &mut recipient,
-            Duration::from_secs(4),
-        )
-        .await,
-    );
+    load.send_for(&net, &mut senders, Duration::from_secs(4))
+        .await;
     net.start(3).unwrap();
-    acknowledged.extend(
-        send_for(
-            &net,
-            &mut senders,
-            &mut nonce,
-            &mut recipient,
-            Duration::from_secs(3),
-        )
-        .await,
-    );
+    load.send_for(&net, &mut senders, Duration::from_secs(3))
+        .await;
+    let acknowledged = load.acknowledged.clone();
     assert!(
         acknowledged.len() >= 10,
         "only {} transfers went through",
@@ -146,7 +131,10 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
     let mut restarted_client = net.client(3).await.unwrap();
     assert_balances(&mut restarted_client, &acknowledged).await;
     let faucet = address_of(&net.key("faucet").unwrap());
-    assert_eq!(restarted_client.account(faucet).await.unwrap().nonce, nonce);
+    assert_eq!(
+        restarted_client.account(faucet).await.unwrap().nonce,
+        load.nonce
+    );
 
     // Stop every validator cleanly, then bring the whole network back.
     let before = senders[0].status().await.unwrap();
@@ -160,17 +148,16 @@ async fn killed_validator_recovers_and_full_restart_keeps_state() {
             .unwrap();
         let mut client = net.client(i).await.unwrap();
         assert_balances(&mut client, &acknowledged).await;
-        assert_eq!(client.account(faucet).await.unwrap().nonce, nonce);
+        assert_eq!(client.account(faucet).await.unwrap().nonce, load.nonce);
     }
     // The chain still takes transactions after the restart.
     let mut client = net.client(1).await.unwrap();
-    let more = send_for(
-        &net,
-        std::slice::from_mut(&mut client),
-        &mut nonce,
-        &mut recipient,
-        Duration::from_secs(1),
-    )
-    .await;
+    let more = load
+        .send_for(
+            &net,
+            std::slice::from_mut(&mut client),
+            Duration::from_secs(1),
+        )
+        .await;
     assert_balances(&mut client, &more).await;
 }
