@@ -270,6 +270,26 @@ impl Drop for Testnet {
     }
 }
 
+/// One JSON-RPC call over HTTP; a node error becomes an error naming the method.
+pub async fn json_rpc(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let response: serde_json::Value = http
+        .post(url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if let Some(error) = response.get("error") {
+        bail!("{method}: {error}");
+    }
+    Ok(response["result"].clone())
+}
+
 pub fn address_of(key: &SecretKey) -> Address {
     tx::address_of(&key.public_key(&secp256k1::Secp256k1::signing_only()))
 }

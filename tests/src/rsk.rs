@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::json_rpc;
+
 /// anvil's first dev account (funded with 10,000 ETH at start), as a hex secret key.
 pub const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
@@ -61,17 +63,7 @@ impl Anvil {
 
     /// Calls anvil directly, bypassing the filter (test control: mining, balances).
     pub async fn raw(&self, method: &str, params: Value) -> Result<Value> {
-        let response: Value = reqwest::Client::new()
-            .post(&self.url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if let Some(error) = response.get("error") {
-            bail!("{method}: {error}");
-        }
-        Ok(response["result"].clone())
+        json_rpc(&reqwest::Client::new(), &self.url, method, params).await
     }
 
     pub async fn mine(&self, blocks: u64) -> Result<()> {
@@ -186,14 +178,8 @@ impl Drop for RskStrictProxy {
 }
 
 async fn head(http: &reqwest::Client, upstream: &str) -> Result<u64> {
-    let response: Value = http
-        .post(upstream)
-        .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let n = response["result"].as_str().unwrap_or("0x0");
+    let n = json_rpc(http, upstream, "eth_blockNumber", json!([])).await?;
+    let n = n.as_str().unwrap_or("0x0");
     Ok(u64::from_str_radix(n.trim_start_matches("0x"), 16)?)
 }
 
@@ -227,7 +213,12 @@ async fn serve(
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body).await?;
         let request: Value = serde_json::from_slice(&body)?;
-        let head = head(http, upstream).await?;
+        // Only a log filter with a `latest` bound needs the chain head.
+        let head = if request["method"] == "eth_getLogs" {
+            head(http, upstream).await?
+        } else {
+            0
+        };
         let response = match rsk_refusal(&request, head) {
             Some(reason) => {
                 refusals.fetch_add(1, Ordering::SeqCst);

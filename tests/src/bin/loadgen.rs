@@ -12,7 +12,7 @@ use base64::Engine as _;
 use clap::{Parser, ValueEnum};
 use ipsat_subnet::tx::tx_hash;
 use ipsat_subnet::{Address, SubnetId};
-use ipsat_tests::{address_of, sign_for, transfer};
+use ipsat_tests::{address_of, json_rpc, sign_for, transfer};
 use secp256k1::SecretKey;
 use serde_json::{json, Value};
 
@@ -57,18 +57,7 @@ struct Rpc {
 
 impl Rpc {
     async fn call(&self, url: &str, method: &str, params: Value) -> Result<Value> {
-        let response: Value = self
-            .http
-            .post(url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if let Some(error) = response.get("error") {
-            bail!("{method}: {error}");
-        }
-        Ok(response["result"].clone())
+        json_rpc(&self.http, url, method, params).await
     }
 
     async fn broadcast(&self, url: &str, tx: &[u8]) -> Result<u32> {
