@@ -19,8 +19,11 @@ struct Load {
     acknowledged: Vec<Address>,
 }
 
+const MIN_PER_PHASE: usize = 4;
+
 impl Load {
-    /// Sends for `duration`, rotating over `clients`; returns the recipients acknowledged now.
+    /// Sends for `duration` and at least [`MIN_PER_PHASE`] transfers (commits slow down while a
+    /// validator is down), rotating over `clients`; returns the recipients acknowledged now.
     async fn send_for(
         &mut self,
         net: &Testnet,
@@ -30,7 +33,7 @@ impl Load {
         let faucet = net.key("faucet").unwrap();
         let mut acknowledged = Vec::new();
         let until = Instant::now() + duration;
-        while Instant::now() < until {
+        while Instant::now() < until || acknowledged.len() < MIN_PER_PHASE {
             let mut to = [0u8; 20];
             to[..4].copy_from_slice(&self.next_recipient.to_be_bytes());
             to[19] = 0xaa;
