@@ -29,6 +29,13 @@ fi
 
 log "cometbft $("$GOBIN/cometbft" version) at $GOBIN/cometbft"
 
+# abci-cli serves CometBFT's own kvstore example over the ABCI socket; scripts/bench uses it as
+# the baseline an out-of-process application is measured against. Same module, same version.
+if ! go version -m "$GOBIN/abci-cli" 2>/dev/null | grep -qP "^\tmod\tgithub.com/cometbft/cometbft\t${COMETBFT_VERSION}\t"; then
+  log "installing abci-cli ${COMETBFT_VERSION} into $GOBIN"
+  go install "github.com/cometbft/cometbft/abci/cmd/abci-cli@${COMETBFT_VERSION}"
+fi
+
 # --- RSK stand-in (anvil) and the Solidity compiler (solcjs), from npm ---------------------
 # Both go into a prefix outside the clone; $TOOLS/bin holds stable entry points
 # (`anvil`, `solcjs`) that scripts/env.sh puts on PATH.
