@@ -8,3 +8,5 @@ export PATH="$GOBIN_DIR:$HOME/.cargo/bin:$PATH"
 # Tools installed from npm by scripts/install-deps.sh (anvil, solcjs).
 export IPSAT_TOOLS="${IPSAT_TOOLS:-$HOME/.cache/ipsat/tools}"
 export PATH="$IPSAT_TOOLS/bin:$PATH"
+# podman's settings for this project (runc, cgroupfs, no ulimits): see devnet/containers.conf.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/devnet/containers.conf}"

@@ -10,7 +10,16 @@ export GOBIN
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
-apt_packages=(libclang-dev clang)
+# The module version baked into a `go install`ed binary. Tools' own version strings cannot be
+# trusted: btcctl v0.24.2 reports "0.23.1-beta", abci-cli reports the ABCI version.
+go_bin_module_version() { # <binary>: prints the main module version it was built from
+  go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
+}
+
+# libclang for RocksDB's bindings; podman, its compose and networking, and debootstrap for the
+# container devnet (devnet/docker-compose.yml).
+apt_packages=(libclang-dev clang podman podman-compose runc netavark aardvark-dns iptables
+  containernetworking-plugins debootstrap)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,7 +40,7 @@ log "cometbft $("$GOBIN/cometbft" version) at $GOBIN/cometbft"
 
 # abci-cli serves CometBFT's own kvstore example over the ABCI socket; scripts/bench uses it as
 # the baseline an out-of-process application is measured against. Same module, same version.
-if ! go version -m "$GOBIN/abci-cli" 2>/dev/null | grep -qP "^\tmod\tgithub.com/cometbft/cometbft\t${COMETBFT_VERSION}\t"; then
+if [ "$(go_bin_module_version "$GOBIN/abci-cli")" != "$COMETBFT_VERSION" ]; then
   log "installing abci-cli ${COMETBFT_VERSION} into $GOBIN"
   go install "github.com/cometbft/cometbft/abci/cmd/abci-cli@${COMETBFT_VERSION}"
 fi
@@ -91,11 +100,6 @@ log "$("$TOOLS/bin/anvil" --version | head -n1) at $TOOLS/bin/anvil"
 
 # --- Bitcoin regtest node (btcd + btcctl) -------------------------------------------------
 BTCD_VERSION="v0.24.2"
-# Check the module version baked into the binary: btcctl v0.24.2 still reports "0.23.1-beta"
-# from --version, so its own version string cannot be trusted.
-go_bin_module_version() { # <binary>: prints the main module version it was built from
-  go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
-}
 if [ "$(go_bin_module_version "$GOBIN/btcd")" != "$BTCD_VERSION" ]; then
   log "installing btcd ${BTCD_VERSION} into $GOBIN"
   go install "github.com/btcsuite/btcd@${BTCD_VERSION}"
@@ -105,3 +109,17 @@ if [ "$(go_bin_module_version "$GOBIN/btcctl")" != "$BTCD_VERSION" ]; then
   go install "github.com/btcsuite/btcd/cmd/btcctl@${BTCD_VERSION}"
 fi
 log "btcd + btcctl ${BTCD_VERSION} at $GOBIN/btcd, $GOBIN/btcctl ($("$GOBIN/btcd" --version))"
+
+# --- Container base image for the devnet ---------------------------------------------------
+# A minimal Debian 12 root filesystem from Debian's mirror, imported into podman once;
+# devnet/images.sh adds ipsat and cometbft to it without downloading anything.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$(cd "$(dirname "$0")/.." && pwd)/devnet/containers.conf}"
+BASE_IMAGE="localhost/ipsat-base:bookworm"
+if ! podman image exists "$BASE_IMAGE"; then
+  log "building $BASE_IMAGE with debootstrap (minbase)"
+  rootfs="$(mktemp -d)"
+  debootstrap --variant=minbase bookworm "$rootfs" "${IPSAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+fi
+log "podman $(podman --version | awk '{print $3}'), base image $BASE_IMAGE"

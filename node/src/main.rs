@@ -14,6 +14,8 @@ mod metrics;
 mod node;
 mod testnet;
 
+use std::io::IsTerminal as _;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -92,7 +94,7 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum TestnetCommand {
-    /// Generate homes for N validators on loopback, a shared genesis and funded keys.
+    /// Generate homes for N validators (on loopback unless --hosts), a shared genesis and funded keys.
     Init(TestnetInitArgs),
 }
 
@@ -129,6 +131,14 @@ struct TestnetInitArgs {
     /// The cometbft executable.
     #[arg(long, env = "IPSAT_COMETBFT", default_value = "cometbft")]
     cometbft: PathBuf,
+    /// Host names or IPs the validators reach each other at, one per validator in order
+    /// (e.g. node0,node1,node2,node3 for containers); default: all on 127.0.0.1.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+    /// Address the P2P, RPC, gRPC and metrics listeners bind (0.0.0.0 in containers). ABCI
+    /// always stays on 127.0.0.1: only the node's own CometBFT may reach it.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen_address: IpAddr,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +252,8 @@ async fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in log files and container logs.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let keys_dir = config::keys_dir(&cli.home);
@@ -303,6 +315,8 @@ fn run_testnet_init(args: TestnetInitArgs, output: Output) -> Result<()> {
         metrics_base_port: args.metrics_base_port,
         timeout_commit: args.timeout_commit,
         cometbft: args.cometbft,
+        hosts: args.hosts,
+        listen_address: args.listen_address,
     })?;
     let mut human = format!(
         "testnet {} (subnet {}) with {} validators\n",
@@ -312,9 +326,11 @@ fn run_testnet_init(args: TestnetInitArgs, output: Output) -> Result<()> {
     );
     for node in &layout.nodes {
         human.push_str(&format!(
-            "  {}  grpc 127.0.0.1:{}  cometbft rpc 127.0.0.1:{}  p2p {}  abci {}  metrics {}\n",
+            "  {}  grpc {}:{}  cometbft rpc {}:{}  p2p {}  abci {}  metrics {}\n",
             node.home.display(),
+            node.host,
             node.grpc,
+            node.host,
             node.rpc,
             node.p2p,
             node.abci,

@@ -1,7 +1,9 @@
-//! `ipsat testnet init`: a local multi-validator subnet on loopback. CometBFT generates the
+//! `ipsat testnet init`: a local multi-validator subnet, on loopback by default or across
+//! container hosts (`--hosts`, `--listen-address`). CometBFT generates the
 //! validator keys and base configs; this module lays them out as ipsat homes, assigns ports,
 //! writes the shared genesis with the ipsat `app_state`, and funds fresh account keys.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -25,12 +27,18 @@ pub struct TestnetSpec {
     pub metrics_base_port: u16,
     pub timeout_commit: String,
     pub cometbft: PathBuf,
+    /// Where validator `i` is reached by its peers; empty means all on 127.0.0.1.
+    pub hosts: Vec<String>,
+    /// What P2P, RPC, gRPC and metrics bind.
+    pub listen_address: IpAddr,
 }
 
 /// Ports of one validator; node `i` uses `base + 10 i + offset` for CometBFT and ABCI.
 #[derive(Debug, Serialize)]
 pub struct NodePorts {
     pub home: PathBuf,
+    /// Where its peers and clients reach it.
+    pub host: String,
     pub p2p: u16,
     pub rpc: u16,
     pub abci: u16,
@@ -48,13 +56,14 @@ pub struct TestnetLayout {
     pub keys_dir: PathBuf,
 }
 
-fn ports(spec: &TestnetSpec, i: usize) -> Result<NodePorts> {
+fn ports(spec: &TestnetSpec, i: usize, host: String) -> Result<NodePorts> {
     let offset = |base: u16, step: usize, add: usize| -> Result<u16> {
         u16::try_from(usize::from(base) + step * i + add)
             .with_context(|| format!("port for node {i} exceeds 65535; lower the base port"))
     };
     Ok(NodePorts {
         home: spec.output.join(format!("node{i}")),
+        host,
         cometbft_metrics: offset(spec.base_port, 10, 5)?,
         p2p: offset(spec.base_port, 10, 6)?,
         rpc: offset(spec.base_port, 10, 7)?,
@@ -74,6 +83,7 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
         spec.accounts >= 1,
         "--accounts must be at least 1 (the faucet)"
     );
+    let hosts = peer_hosts(&spec.hosts, spec.validators)?;
     if spec.output.exists() && std::fs::read_dir(&spec.output)?.next().is_some() {
         bail!(
             "{} exists and is not empty; choose another --output-dir or remove it",
@@ -95,7 +105,7 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     )?;
 
     let nodes = (0..spec.validators)
-        .map(|i| ports(spec, i))
+        .map(|i| ports(spec, i, hosts[i].clone()))
         .collect::<Result<Vec<_>>>()?;
     let mut peers = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -105,7 +115,7 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
             .context("moving the generated CometBFT home")?;
         let home_arg = cometbft_home.to_string_lossy().into_owned();
         let node_id = run_command(&spec.cometbft, &["show-node-id", "--home", &home_arg])?;
-        peers.push(format!("{}@127.0.0.1:{}", node_id.trim(), node.p2p));
+        peers.push(format!("{}@{}:{}", node_id.trim(), node.host, node.p2p));
     }
     std::fs::remove_dir_all(&generated)?;
 
@@ -146,15 +156,16 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
             &cometbft_home,
             i,
             node,
+            spec.listen_address,
             &other_peers.join(","),
             &spec.timeout_commit,
         )?;
         Config {
             abci: AbciConfig {
-                listen: ([127, 0, 0, 1], node.abci).into(),
+                listen: (Ipv4Addr::LOCALHOST, node.abci).into(),
             },
             grpc: GrpcConfig {
-                listen: ([127, 0, 0, 1], node.grpc).into(),
+                listen: (spec.listen_address, node.grpc).into(),
                 ..GrpcConfig::default()
             },
             cometbft: CometConfig {
@@ -163,7 +174,7 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
                 ..CometConfig::default()
             },
             metrics: MetricsConfig {
-                listen: Some(([127, 0, 0, 1], node.metrics).into()),
+                listen: Some((spec.listen_address, node.metrics).into()),
             },
         }
         .write(&node.home)?;
@@ -196,10 +207,33 @@ fn patched_genesis(
     Ok(serde_json::to_string_pretty(&genesis)?)
 }
 
+/// One peer host per validator: `--hosts` as given, or loopback for all.
+fn peer_hosts(hosts: &[String], validators: usize) -> Result<Vec<String>> {
+    if hosts.is_empty() {
+        return Ok(vec![Ipv4Addr::LOCALHOST.to_string(); validators]);
+    }
+    ensure!(
+        hosts.len() == validators,
+        "--hosts names {} hosts for {validators} validators; give one per validator",
+        hosts.len()
+    );
+    for host in hosts {
+        ensure!(
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+            "--hosts entry {host:?} is not a host name or IPv4 address"
+        );
+    }
+    Ok(hosts.to_vec())
+}
+
 fn patch_cometbft_config(
     cometbft_home: &Path,
     index: usize,
     node: &NodePorts,
+    listen: IpAddr,
     peers: &str,
     timeout_commit: &str,
 ) -> Result<()> {
@@ -209,8 +243,8 @@ fn patch_cometbft_config(
         .with_context(|| format!("parsing {}", path.display()))?;
     doc["moniker"] = value(format!("node{index}"));
     doc["proxy_app"] = value(format!("tcp://127.0.0.1:{}", node.abci));
-    doc["rpc"]["laddr"] = value(format!("tcp://127.0.0.1:{}", node.rpc));
-    doc["p2p"]["laddr"] = value(format!("tcp://127.0.0.1:{}", node.p2p));
+    doc["rpc"]["laddr"] = value(format!("tcp://{listen}:{}", node.rpc));
+    doc["p2p"]["laddr"] = value(format!("tcp://{listen}:{}", node.p2p));
     doc["p2p"]["persistent_peers"] = value(peers);
     doc["p2p"]["addr_book_strict"] = value(false);
     doc["p2p"]["allow_duplicate_ip"] = value(true);
@@ -219,6 +253,36 @@ fn patch_cometbft_config(
     doc["mempool"]["cache_size"] = value(100_000);
     doc["instrumentation"]["prometheus"] = value(true);
     doc["instrumentation"]["prometheus_listen_addr"] =
-        value(format!("127.0.0.1:{}", node.cometbft_metrics));
+        value(format!("{listen}:{}", node.cometbft_metrics));
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn peers_default_to_loopback() {
+        assert_eq!(peer_hosts(&[], 3).unwrap(), names(&["127.0.0.1"; 3]));
+    }
+
+    #[test]
+    fn peers_take_one_host_per_validator() {
+        let hosts = names(&["node0", "node1.example", "10.0.0.7"]);
+        assert_eq!(peer_hosts(&hosts, 3).unwrap(), hosts);
+        let error = peer_hosts(&hosts, 4).unwrap_err().to_string();
+        assert!(error.contains("3 hosts for 4 validators"), "{error}");
+    }
+
+    #[test]
+    fn peers_refuse_what_is_not_a_host() {
+        for bad in ["", "node0:26656", "a b", "id@node0", "node0,"] {
+            let error = peer_hosts(&names(&[bad]), 1).unwrap_err().to_string();
+            assert!(error.contains("not a host name"), "{bad:?}: {error}");
+        }
+    }
 }

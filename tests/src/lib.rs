@@ -1,11 +1,13 @@
 //! Harness for the multi-process integration tests: a local testnet of real `ipsat` nodes,
 //! each supervising a real CometBFT, created with `ipsat testnet init` and driven over gRPC.
 //!
-//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]).
+//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]) and the container devnet
+//! of `devnet/docker-compose.yml` under podman ([`containers`]).
 //!
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
 
+pub mod containers;
 pub mod rsk;
 
 use std::os::unix::process::CommandExt as _;
@@ -201,21 +203,9 @@ impl Testnet {
     /// A gRPC client for node `i`, retrying until its API is up.
     pub async fn client(&self, i: usize) -> Result<Client> {
         let endpoint = format!("http://127.0.0.1:{}", self.grpc_ports[i]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match Channel::from_shared(endpoint.clone())?.connect().await {
-                Ok(channel) => {
-                    return Ok(Client {
-                        query: QueryServiceClient::new(channel.clone()),
-                        tx: TxServiceClient::new(channel),
-                    })
-                }
-                Err(e) if Instant::now() > deadline => {
-                    bail!("node {i} gRPC never came up: {e}\n{}", self.logs(i))
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+        Client::connect(&endpoint, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("node {i}\n{}", self.logs(i)))
     }
 
     /// Waits until node `i` has committed at least `height`.
@@ -241,14 +231,13 @@ impl Testnet {
 
     /// The secret key of a funded account created by testnet init ("faucet", "account-1", ...).
     pub fn key(&self, name: &str) -> Result<SecretKey> {
-        let path = self
-            .dir
-            .path()
-            .join("net/keys")
-            .join(format!("{name}.json"));
-        let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-        let secret = hex::decode(file["secret_key"].as_str().context("secret_key")?)?;
-        Ok(SecretKey::from_slice(&secret)?)
+        load_key(
+            &self
+                .dir
+                .path()
+                .join("net/keys")
+                .join(format!("{name}.json")),
+        )
     }
 
     /// Signs a transaction for this testnet's subnet.
@@ -290,6 +279,15 @@ pub async fn json_rpc(
     Ok(response["result"].clone())
 }
 
+/// The secret key in an `ipsat keys` file.
+pub fn load_key(path: &Path) -> Result<SecretKey> {
+    let file: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    let secret = hex::decode(file["secret_key"].as_str().context("secret_key")?)?;
+    Ok(SecretKey::from_slice(&secret)?)
+}
+
 pub fn address_of(key: &SecretKey) -> Address {
     tx::address_of(&key.public_key(&secp256k1::Secp256k1::signing_only()))
 }
@@ -313,6 +311,25 @@ pub fn transfer(to: Address, amount: u128) -> Msg {
 }
 
 impl Client {
+    /// Connects to the gRPC API at `endpoint`, retrying until it is up or `patience` passes.
+    pub async fn connect(endpoint: &str, patience: Duration) -> Result<Self> {
+        let deadline = Instant::now() + patience;
+        loop {
+            match Channel::from_shared(endpoint.to_owned())?.connect().await {
+                Ok(channel) => {
+                    return Ok(Self {
+                        query: QueryServiceClient::new(channel.clone()),
+                        tx: TxServiceClient::new(channel),
+                    })
+                }
+                Err(e) if Instant::now() > deadline => {
+                    bail!("gRPC at {endpoint} never came up: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     pub async fn broadcast(
         &mut self,
         tx: Vec<u8>,

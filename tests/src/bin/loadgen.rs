@@ -12,7 +12,7 @@ use base64::Engine as _;
 use clap::{Parser, ValueEnum};
 use ipsat_subnet::tx::tx_hash;
 use ipsat_subnet::{Address, SubnetId};
-use ipsat_tests::{address_of, json_rpc, sign_for, transfer};
+use ipsat_tests::{address_of, json_rpc, load_key, sign_for, transfer};
 use secp256k1::SecretKey;
 use serde_json::{json, Value};
 
@@ -152,10 +152,7 @@ async fn ipsat_txs(rpc: &Rpc, args: &Args) -> Result<Vec<Vec<Vec<u8>>>> {
         .faucet_key
         .as_ref()
         .context("--faucet-key is required for --app ipsat")?;
-    let file: Value = serde_json::from_slice(&std::fs::read(faucet_path)?)?;
-    let faucet = SecretKey::from_slice(&hex::decode(
-        file["secret_key"].as_str().context("secret_key")?,
-    )?)?;
+    let faucet = load_key(faucet_path)?;
     let senders: Vec<SecretKey> = (0..args.senders)
         .map(|n| {
             let mut seed = [0x5au8; 32];

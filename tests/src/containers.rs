@@ -1,0 +1,145 @@
+//! The container devnet of `devnet/docker-compose.yml`, run by podman-compose under a project
+//! name, data directory and host address of its own, so it never touches an operator's devnet.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use secp256k1::SecretKey;
+
+use crate::{load_key, Client};
+
+pub struct ComposeDevnet {
+    repo: PathBuf,
+    project: String,
+    image: String,
+    /// Host address the nodes' ports are published on.
+    bind: String,
+    data: tempfile::TempDir,
+}
+
+impl ComposeDevnet {
+    /// Builds `image` from `ipsat_bin` with `devnet/images.sh`, for a devnet whose ports are
+    /// published on `bind` (a loopback address of its own keeps it apart from other devnets).
+    pub fn build(repo: &Path, ipsat_bin: &Path, image: &str, bind: &str) -> Result<Self> {
+        let output = Command::new("bash")
+            .arg(repo.join("devnet/images.sh"))
+            .env("IPSAT_BIN", ipsat_bin)
+            .env("IPSAT_IMAGE", image)
+            .output()
+            .context("running devnet/images.sh")?;
+        ensure!(
+            output.status.success(),
+            "devnet/images.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(Self {
+            repo: repo.to_owned(),
+            project: format!("ipsat-test-{}", std::process::id()),
+            image: image.to_owned(),
+            bind: bind.to_owned(),
+            data: tempfile::tempdir()?,
+        })
+    }
+
+    /// `program` with the project's podman settings, unless the caller chose others.
+    fn container_tool(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        if std::env::var_os("CONTAINERS_CONF").is_none() {
+            command.env("CONTAINERS_CONF", self.repo.join("devnet/containers.conf"));
+        }
+        command
+    }
+
+    fn podman(&self) -> Command {
+        self.container_tool("podman")
+    }
+
+    fn compose(&self, args: &[&str]) -> Result<()> {
+        let output = self
+            .container_tool("podman-compose")
+            .arg("-f")
+            .arg(self.repo.join("devnet/docker-compose.yml"))
+            .args(["-p", &self.project])
+            .args(args)
+            .env("IPSAT_DEVNET_DATA", self.data.path())
+            .env("IPSAT_DEVNET_BIND", &self.bind)
+            .env("IPSAT_IMAGE", &self.image)
+            .output()
+            .context("running podman-compose")?;
+        ensure!(
+            output.status.success(),
+            "podman-compose {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    /// `podman-compose up -d`: creates the homes on first use, then starts the validators.
+    pub fn up(&self) -> Result<()> {
+        self.compose(&["up", "-d"])
+    }
+
+    /// `podman-compose stop`: SIGTERM to every validator.
+    pub fn stop(&self) -> Result<()> {
+        self.compose(&["stop"])
+    }
+
+    /// `podman-compose down`: removes the containers; the state stays in the data directory.
+    pub fn down(&self) -> Result<()> {
+        self.compose(&["down"])
+    }
+
+    fn container(&self, service: &str) -> String {
+        format!("{}_{service}_1", self.project)
+    }
+
+    /// The exit code of a stopped service's container.
+    pub fn exit_code(&self, service: &str) -> Result<i64> {
+        let output = self
+            .podman()
+            .args(["inspect", "--format", "{{.State.ExitCode}}"])
+            .arg(self.container(service))
+            .output()?;
+        ensure!(output.status.success(), "podman inspect {service} failed");
+        Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+    }
+
+    /// The last lines a service's container printed, for failure messages.
+    pub fn logs(&self, service: &str) -> String {
+        self.podman()
+            .args(["logs", "--tail", "40"])
+            .arg(self.container(service))
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
+    }
+
+    /// A gRPC client for validator `i` through its published port.
+    pub async fn client(&self, i: u16, patience: Duration) -> Result<Client> {
+        let endpoint = format!("http://{}:{}", self.bind, 9090 + i);
+        Client::connect(&endpoint, patience)
+            .await
+            .with_context(|| self.logs(&format!("node{i}")))
+    }
+
+    /// A funded key `init` created ("faucet").
+    pub fn key(&self, name: &str) -> Result<SecretKey> {
+        load_key(&self.data.path().join("keys").join(format!("{name}.json")))
+    }
+}
+
+impl Drop for ComposeDevnet {
+    fn drop(&mut self) {
+        let _ = self.down();
+        let _ = self
+            .podman()
+            .args(["network", "rm", "-f"])
+            .arg(format!("{}_default", self.project))
+            .output();
+    }
+}
