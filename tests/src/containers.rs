@@ -106,9 +106,10 @@ impl ComposeDevnet {
         Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
     }
 
-    /// The last lines a service's container printed, for failure messages.
+    /// The last lines a validator's container and its cometbft printed, for failure messages.
     pub fn logs(&self, service: &str) -> String {
-        self.podman()
+        let container = self
+            .podman()
             .args(["logs", "--tail", "40"])
             .arg(self.container(service))
             .output()
@@ -116,7 +117,15 @@ impl ComposeDevnet {
                 String::from_utf8_lossy(&o.stdout).into_owned()
                     + &String::from_utf8_lossy(&o.stderr)
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let cometbft =
+            std::fs::read_to_string(self.data.path().join(service).join("logs/cometbft.log"))
+                .unwrap_or_default();
+        let tail: Vec<&str> = cometbft.lines().rev().take(40).collect();
+        format!(
+            "--- {service} container ---\n{container}\n--- {service} cometbft ---\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 
     /// A gRPC client for validator `i` through its published port.
