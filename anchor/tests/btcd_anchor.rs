@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{txs_committing, Harness, ACTIVATION_HEIGHT, CONFIRMATIONS, FEE_RATE};
 use ipsat_anchor::bitcoin::hashes::{sha256d, Hash};
@@ -44,7 +44,6 @@ fn surviving_flips(bytes: &[u8], d: &[u8; 32], confs: u32, fix_checksum: bool) -
 
 #[tokio::test]
 async fn anchor_is_mined_and_its_proof_verifies() {
-    let t0 = Instant::now();
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
     let mut a = h.open_funded(1).await;
@@ -201,12 +200,10 @@ async fn anchor_is_mined_and_its_proof_verifies() {
     // The first proof is deeper now.
     let p1 = a.proof(&id, None).await.unwrap();
     assert_eq!(p1.verify(&d, 1, Network::Regtest).unwrap().confirmations, 6);
-    println!("test took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
 async fn crash_between_signing_and_broadcast_leaves_exactly_one_anchor() {
-    let t0 = Instant::now();
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
     let a = h.open_funded(1).await;
@@ -257,12 +254,10 @@ async fn crash_between_signing_and_broadcast_leaves_exactly_one_anchor() {
         .unwrap()
         .verify(&d, CONFIRMATIONS, Network::Regtest)
         .unwrap();
-    println!("test took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
 async fn rbf_bump_replaces_the_unconfirmed_anchor() {
-    let t0 = Instant::now();
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
     let mut a = h.open_funded(1).await;
@@ -334,12 +329,10 @@ async fn rbf_bump_replaces_the_unconfirmed_anchor() {
         fl.spends.value_sat - replacement.fee_sat
     );
     assert_eq!(txs_committing(&rpc, 1, &d).await.len(), 1);
-    println!("test took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
 async fn reorg_sends_the_anchor_back_to_pending_and_it_is_mined_again() {
-    let t0 = Instant::now();
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
     let mut a = h.open_funded(1).await;
@@ -394,12 +387,10 @@ async fn reorg_sends_the_anchor_back_to_pending_and_it_is_mined_again() {
         txs_committing(&rpc, 1, &d).await,
         vec![(ACTIVATION_HEIGHT + 1, txid)]
     );
-    println!("test took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
 async fn p2tr_anchor_is_mined_and_its_proof_verifies() {
-    let t0 = Instant::now();
     let h = Harness::new(ScriptKind::P2tr).await;
     let mut a = h.open_funded(1).await;
     assert!(a.address().to_string().starts_with("bcrt1p"));
@@ -423,5 +414,4 @@ async fn p2tr_anchor_is_mined_and_its_proof_verifies() {
         .unwrap()
         .verify(&d, CONFIRMATIONS, Network::Regtest)
         .unwrap();
-    println!("test took {:?}", t0.elapsed());
 }

@@ -3,7 +3,7 @@
 //! stop cleanly on SIGTERM, and resume from their state when the containers are recreated.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipsat_proto::v1::{self as pb};
 use ipsat_subnet::Address;
@@ -22,20 +22,12 @@ async fn connect_all(net: &ComposeDevnet) -> Vec<Client> {
 
 /// Waits until every validator has committed `height`.
 async fn wait_all(net: &ComposeDevnet, clients: &mut [Client], height: u64) {
-    let deadline = Instant::now() + Duration::from_secs(90);
     for (i, client) in clients.iter_mut().enumerate() {
-        loop {
-            if let Ok(status) = client.status().await {
-                if status.height >= height {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node{i} did not reach height {height}\n{}",
-                net.logs(&format!("node{i}"))
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Err(e) = client
+            .wait_for_height(height, Duration::from_secs(90))
+            .await
+        {
+            panic!("node{i}: {e}\n{}", net.logs(&format!("node{i}")));
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use secp256k1::SecretKey;
 
-use crate::{load_key, Client};
+use crate::{load_key, log_tail, Client};
 
 pub struct ComposeDevnet {
     repo: PathBuf,
@@ -118,13 +118,9 @@ impl ComposeDevnet {
                     + &String::from_utf8_lossy(&o.stderr)
             })
             .unwrap_or_default();
-        let cometbft =
-            std::fs::read_to_string(self.data.path().join(service).join("logs/cometbft.log"))
-                .unwrap_or_default();
-        let tail: Vec<&str> = cometbft.lines().rev().take(40).collect();
         format!(
             "--- {service} container ---\n{container}\n--- {service} cometbft ---\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            log_tail(&self.data.path().join(service).join("logs/cometbft.log"))
         )
     }
 

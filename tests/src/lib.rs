@@ -182,21 +182,10 @@ impl Testnet {
 
     /// The tail of node `i`'s logs, for failure messages.
     pub fn logs(&self, i: usize) -> String {
-        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-        let tail = |s: String| {
-            s.lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
         format!(
             "--- node{i} ipsat ---\n{}\n--- node{i} cometbft ---\n{}",
-            tail(read(self.home(i).join("ipsat.log"))),
-            tail(read(self.home(i).join("logs/cometbft.log")))
+            log_tail(&self.home(i).join("ipsat.log")),
+            log_tail(&self.home(i).join("logs/cometbft.log"))
         )
     }
 
@@ -211,22 +200,10 @@ impl Testnet {
     /// Waits until node `i` has committed at least `height`.
     pub async fn wait_for_height(&self, i: usize, height: u64, timeout: Duration) -> Result<u64> {
         let mut client = self.client(i).await?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(status) = client.query.get_status(pb::GetStatusRequest {}).await {
-                let now = status.into_inner().height;
-                if now >= height {
-                    return Ok(now);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "node {i} did not reach height {height} within {timeout:?}\n{}",
-                    self.logs(i)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        client
+            .wait_for_height(height, timeout)
+            .await
+            .with_context(|| format!("node {i}\n{}", self.logs(i)))
     }
 
     /// The secret key of a funded account created by testnet init ("faucet", "account-1", ...).
@@ -279,6 +256,13 @@ pub async fn json_rpc(
     Ok(response["result"].clone())
 }
 
+/// The last 40 lines of a log file (empty if it cannot be read), for failure messages.
+pub fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// The secret key in an `ipsat keys` file.
 pub fn load_key(path: &Path) -> Result<SecretKey> {
     let file: serde_json::Value = serde_json::from_slice(
@@ -327,6 +311,22 @@ impl Client {
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
+        }
+    }
+
+    /// Waits until this node has committed at least `height`; returns the height it reached.
+    pub async fn wait_for_height(&mut self, height: u64, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = self.status().await {
+                if status.height >= height {
+                    return Ok(status.height);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("did not reach height {height} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
