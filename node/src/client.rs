@@ -8,7 +8,7 @@ use ipsat_proto::v1::{
     self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
     tx_service_client::TxServiceClient,
 };
-use ipsat_subnet::{tx, verify_state_proof, Amount, SubnetId};
+use ipsat_core::{tx, verify_state_proof, Amount, SubnetId};
 use tonic::transport::Channel;
 
 use crate::keys::Key;

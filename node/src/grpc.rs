@@ -7,9 +7,10 @@ use std::time::Duration;
 use ipsat_proto::v1::{
     self as pb, query_service_server::QueryService, tx_service_server::TxService,
 };
-use ipsat_subnet::tx::{tx_hash, MAX_TX_BYTES};
-use ipsat_subnet::types::is_valid_name;
-use ipsat_subnet::{Address, AppError, CommittedBlock, StateQuery};
+use ipsat_core::tx::{tx_hash, MAX_TX_BYTES};
+use ipsat_core::types::is_valid_name;
+use ipsat_core::Address;
+use ipsat_subnet::{AppError, CommittedBlock, StateQuery};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::{Stream, StreamExt as _};
@@ -20,7 +21,7 @@ use crate::cometbft::{CometRpc, RpcError};
 type ApiStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Longest key a query may name; keyspaces cannot allow longer ones.
-const MAX_QUERY_KEY_BYTES: usize = ipsat_subnet::state::MAX_KEY_LIMIT as usize;
+const MAX_QUERY_KEY_BYTES: usize = ipsat_core::action::MAX_KEY_LIMIT as usize;
 
 #[derive(Clone)]
 pub struct Api {

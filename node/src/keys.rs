@@ -7,9 +7,9 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use ipsat_subnet::tx::address_of;
-use ipsat_subnet::types::is_valid_name;
-use ipsat_subnet::Address;
+use ipsat_core::tx::address_of;
+use ipsat_core::types::is_valid_name;
+use ipsat_core::Address;
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 use serde::{Deserialize, Serialize};
 

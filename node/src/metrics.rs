@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+
+use crate::supervisor::Shutdown;
 use ipsat_subnet::CommittedBlock;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -77,13 +79,21 @@ impl Metrics {
     }
 }
 
-/// Serves the metrics until the process ends.
-pub async fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
-    let listener = TcpListener::bind(listen)
+/// Binds the metrics endpoint, so a port in use fails the node's start.
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
+        .with_context(|| format!("binding the metrics endpoint on {listen}"))
+}
+
+/// Serves the metrics until `shutdown` flips.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: Shutdown) -> Result<()> {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Ok((mut socket, _)) = accepted else {
             continue;
         };
         let metrics = metrics.clone();

@@ -1,5 +1,5 @@
-//! `ipsat node start`: the ABCI server, the gRPC API, metrics and the supervised CometBFT,
-//! until SIGTERM or Ctrl-C.
+//! `ipsat node start`: the ABCI server, then the gRPC API, metrics and CometBFT as services
+//! of one [`Supervisor`], until SIGTERM or Ctrl-C.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,14 +11,14 @@ use ipsat_proto::v1::{
     FILE_DESCRIPTOR_SET,
 };
 use ipsat_subnet::{StateQuery, Store, SubnetApp};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
 use crate::config::{state_db_path, Config};
 use crate::grpc::Api;
 use crate::metrics::{self, Metrics};
+use crate::supervisor::Supervisor;
 
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
 const BLOCK_CHANNEL_CAPACITY: usize = 1024;
@@ -43,13 +43,15 @@ pub async fn start(home: &Path) -> Result<()> {
     let store = Arc::new(
         Store::open(&db_path).with_context(|| format!("opening state at {}", db_path.display()))?,
     );
-    let app = SubnetApp::open(store.clone()).context("loading the committed state")?;
-    if let Some(c) = app.last_committed() {
+    let app = Arc::new(SubnetApp::open(store.clone()).context("loading the committed state")?);
+    if let Some(c) = app.last_committed()? {
         tracing::info!(height = c.height, app_hash = %hex::encode(c.app_hash), "resuming from committed state");
     }
     let metrics = Arc::new(Metrics::default());
     let (committed, _) = broadcast::channel(BLOCK_CHANNEL_CAPACITY);
 
+    // The ABCI server is blocking (one thread per CometBFT connection) and lives as long as
+    // the process: CometBFT must be able to reach it until it has stopped itself.
     let abci = AbciApp::new(app, committed.clone(), metrics.clone());
     let abci_server = tendermint_abci::ServerBuilder::default()
         .bind(config.abci.listen, abci)
@@ -63,6 +65,7 @@ pub async fn start(home: &Path) -> Result<()> {
         })?;
     tracing::info!(listen = %config.abci.listen, "ABCI server listening");
 
+    let mut supervisor = Supervisor::new();
     let api = Api {
         query: StateQuery::new(store),
         rpc: CometRpc::new(&config.cometbft.rpc),
@@ -70,6 +73,45 @@ pub async fn start(home: &Path) -> Result<()> {
         chain_id,
         commit_timeout: Duration::from_millis(config.grpc.commit_timeout_ms),
     };
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc.listen)
+        .await
+        .with_context(|| format!("binding the gRPC API on {}", config.grpc.listen))?;
+    let grpc = grpc_server(api).await?;
+    supervisor.spawn("grpc", |mut shutdown| async move {
+        grpc.serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            async move {
+                let _ = shutdown.changed().await;
+            },
+        )
+        .await
+        .context("gRPC server")
+    });
+    tracing::info!(listen = %config.grpc.listen, "gRPC API listening (health and reflection on)");
+
+    if let Some(listen) = config.metrics.listen {
+        let listener = metrics::bind(listen).await?;
+        supervisor.spawn("metrics", |shutdown| metrics::serve(listener, metrics, shutdown));
+        tracing::info!(%listen, "Prometheus metrics at /metrics");
+    }
+
+    if config.cometbft.supervise {
+        let log = home.join("logs").join("cometbft.log");
+        let binary = config.cometbft.binary.clone();
+        supervisor.spawn("cometbft", |shutdown| {
+            cometbft::supervise(binary, cometbft_home, log, shutdown)
+        });
+    } else {
+        tracing::info!("cometbft.supervise = false: expecting CometBFT to be run separately");
+    }
+
+    supervisor.run().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The gRPC server with the API, health and reflection.
+async fn grpc_server(api: Api) -> Result<tonic::transport::server::Router> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<TxServiceServer<Api>>().await;
     health_reporter
@@ -80,60 +122,9 @@ pub async fn start(home: &Path) -> Result<()> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building gRPC reflection")?;
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc.listen)
-        .await
-        .with_context(|| format!("binding the gRPC API on {}", config.grpc.listen))?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut grpc_shutdown = shutdown_rx.clone();
-    let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(TxServiceServer::new(api.clone()))
-            .add_service(QueryServiceServer::new(api))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                async move {
-                    let _ = grpc_shutdown.changed().await;
-                },
-            ),
-    );
-    tracing::info!(listen = %config.grpc.listen, "gRPC API listening (health and reflection on)");
-
-    if let Some(listen) = config.metrics.listen {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            if let Err(error) = metrics::serve(listen, metrics).await {
-                tracing::error!(%error, "metrics endpoint stopped");
-            }
-        });
-        tracing::info!(%listen, "Prometheus metrics at /metrics");
-    }
-
-    let consensus = if config.cometbft.supervise {
-        let log = home.join("logs").join("cometbft.log");
-        Some(tokio::spawn(cometbft::supervise(
-            config.cometbft.binary.clone(),
-            cometbft_home,
-            log,
-            shutdown_rx,
-        )))
-    } else {
-        tracing::info!("cometbft.supervise = false: expecting CometBFT to be run separately");
-        None
-    };
-
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
-    }
-    let _ = shutdown_tx.send(true);
-    if let Some(consensus) = consensus {
-        consensus.await.context("cometbft supervisor panicked")??;
-        tracing::info!("cometbft stopped");
-    }
-    grpc.await.context("gRPC server panicked")??;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    Ok(tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(TxServiceServer::new(api.clone()))
+        .add_service(QueryServiceServer::new(api)))
 }

@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use ipsat_subnet::{Amount, FeeParams, Genesis, GenesisAccount, SubnetId};
+use ipsat_core::{Amount, SubnetId};
+use ipsat_subnet::{FeeParams, Genesis, GenesisAccount};
 use serde::Serialize;
 use toml_edit::{value, DocumentMut};
 

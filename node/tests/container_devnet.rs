@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipsat_proto::v1::{self as pb};
-use ipsat_subnet::Address;
+use ipsat_core::Address;
 use ipsat_tests::containers::ComposeDevnet;
 use ipsat_tests::{address_of, sign_for, transfer, Client};
 

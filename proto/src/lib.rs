@@ -6,6 +6,8 @@
 
 /// Version 1 of the IPsatoshi API.
 pub mod v1 {
+    // Generated code: its documentation is the comments in the .proto files.
+    #![allow(missing_docs)]
     tonic::include_proto!("ipsat.v1");
 
     /// Encoded `FileDescriptorSet` of `ipsat.v1`, for gRPC server reflection.

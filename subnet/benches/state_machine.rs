@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
-use ipsat_subnet::tx::{address_of, sign, verify};
-use ipsat_subnet::{
-    Address, Amount, FeeParams, Genesis, GenesisAccount, Store, SubnetApp, SubnetId,
-};
+use ipsat_core::tx::{address_of, sign, verify};
+use ipsat_core::{Address, Amount, SubnetId};
+use ipsat_subnet::{BlockContext, FeeParams, Genesis, GenesisAccount, Store, SubnetApp};
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 
 const SENDERS: usize = 1_000;
@@ -49,7 +48,7 @@ fn transfer(key: &SecretKey, nonce: u64) -> Vec<u8> {
 fn node(keys: &[SecretKey]) -> (tempfile::TempDir, SubnetApp) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Arc::new(Store::open(dir.path()).expect("open store"));
-    let mut app = SubnetApp::open(store).expect("open app");
+    let app = SubnetApp::open(store).expect("open app");
     let genesis = Genesis {
         subnet_id: subnet(),
         fees: FeeParams::default(),
@@ -75,7 +74,7 @@ fn signature_recovery(c: &mut Criterion) {
 
 fn mempool_admission(c: &mut Criterion) {
     let key = sender_key(0);
-    let (_dir, mut app) = node(std::slice::from_ref(&key));
+    let (_dir, app) = node(std::slice::from_ref(&key));
     let mut nonce = 0;
     c.bench_function("check_tx one new transfer", |b| {
         b.iter_custom(|iters| {
@@ -93,7 +92,7 @@ fn mempool_admission(c: &mut Criterion) {
 
 fn block_execution(c: &mut Criterion) {
     let keys: Vec<SecretKey> = (0..SENDERS).map(sender_key).collect();
-    let (_dir, mut app) = node(&keys);
+    let (_dir, app) = node(&keys);
     let mut height = 0u64;
     let mut group = c.benchmark_group("block");
     group.sample_size(10);
@@ -105,11 +104,15 @@ fn block_execution(c: &mut Criterion) {
                 let txs: Vec<Vec<u8>> = keys.iter().map(|k| transfer(k, height)).collect();
                 height += 1;
                 // Signatures are checked first, as ProcessProposal does before FinalizeBlock.
-                assert!(app.process_proposal(&txs));
+                let context = BlockContext {
+                    height,
+                    time_unix_nanos: 0,
+                    proposer: [1; 20],
+                    block_hash: vec![0; 32],
+                };
+                assert!(app.process_proposal(&context, &txs));
                 let started = Instant::now();
-                let block = app
-                    .finalize_block(height, &[0; 32], &txs)
-                    .expect("finalize");
+                let block = app.finalize_block(&context, &txs).expect("finalize");
                 app.commit().expect("commit");
                 timed += started.elapsed();
                 assert!(block.tx_results.iter().all(|r| r.code == 0));

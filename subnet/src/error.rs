@@ -1,100 +1,30 @@
-//! Why a transaction was refused. Every variant maps to a stable ABCI code that clients
-//! can match on; the codes are part of the public API and listed in the README.
+//! Failures of the node itself, as opposed to a transaction's refusal ([`ipsat_core::TxError`]).
 
+use ipsat_checkpoint::HistoryError;
 use thiserror::Error;
 
-use crate::types::{Address, Amount};
+use crate::delta::StateError;
+use crate::genesis::GenesisError;
+use crate::store::StoreError;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum TxError {
-    #[error("malformed transaction: {0}")]
-    Malformed(String),
-    #[error("invalid signature: {0}")]
-    InvalidSignature(&'static str),
-    #[error("transaction is for subnet {got:?}, this is {expected}")]
-    WrongSubnet { expected: String, got: String },
-    #[error("nonce {got} already used: account {account} expects {expected}")]
-    NonceTooLow {
-        account: Address,
-        expected: u64,
-        got: u64,
-    },
-    #[error("nonce {got} is in the future: account {account} expects {expected}")]
-    NonceTooHigh {
-        account: Address,
-        expected: u64,
-        got: u64,
-    },
-    #[error("insufficient funds: {account} has {have}, needs {need}")]
-    InsufficientFunds {
-        account: Address,
-        have: Amount,
-        need: Amount,
-    },
-    #[error("fee {offered} is below the minimum {min} for this transaction")]
-    FeeTooLow { min: Amount, offered: Amount },
-    #[error("invalid amount: {0}")]
-    InvalidAmount(String),
-    #[error("key of {got} bytes exceeds the keyspace limit of {max}")]
-    KeyTooLarge { max: u32, got: usize },
-    #[error("value of {got} bytes exceeds the keyspace limit of {max}")]
-    ValueTooLarge { max: u32, got: usize },
-    #[error("keyspace {0:?} does not exist")]
-    KeyspaceNotFound(String),
-    #[error("keyspace {0:?} already exists")]
-    KeyspaceExists(String),
-    #[error("{writer} may not write to keyspace {keyspace:?}")]
-    Unauthorized { writer: Address, keyspace: String },
-    #[error("invalid keyspace definition: {0}")]
-    InvalidKeyspace(String),
-    #[error("key {0} does not exist")]
-    KeyNotFound(String),
-    #[error("transaction of {got} bytes exceeds the limit of {max}")]
-    TxTooLarge { max: usize, got: usize },
-}
-
-impl TxError {
-    /// The ABCI response code; 0 is success.
-    pub fn code(&self) -> u32 {
-        match self {
-            TxError::Malformed(_) => 1,
-            TxError::InvalidSignature(_) => 2,
-            TxError::WrongSubnet { .. } => 3,
-            TxError::NonceTooLow { .. } => 4,
-            TxError::NonceTooHigh { .. } => 5,
-            TxError::InsufficientFunds { .. } => 6,
-            TxError::FeeTooLow { .. } => 7,
-            TxError::InvalidAmount(_) => 8,
-            TxError::KeyTooLarge { .. } => 9,
-            TxError::ValueTooLarge { .. } => 10,
-            TxError::KeyspaceNotFound(_) => 11,
-            TxError::KeyspaceExists(_) => 12,
-            TxError::Unauthorized { .. } => 13,
-            TxError::InvalidKeyspace(_) => 14,
-            TxError::KeyNotFound(_) => 15,
-            TxError::TxTooLarge { .. } => 16,
-        }
-    }
-
-    /// Short machine-readable name, used as the ABCI codespace-free log prefix.
-    pub fn name(&self) -> &'static str {
-        match self {
-            TxError::Malformed(_) => "malformed",
-            TxError::InvalidSignature(_) => "invalid_signature",
-            TxError::WrongSubnet { .. } => "wrong_subnet",
-            TxError::NonceTooLow { .. } => "nonce_too_low",
-            TxError::NonceTooHigh { .. } => "nonce_too_high",
-            TxError::InsufficientFunds { .. } => "insufficient_funds",
-            TxError::FeeTooLow { .. } => "fee_too_low",
-            TxError::InvalidAmount(_) => "invalid_amount",
-            TxError::KeyTooLarge { .. } => "key_too_large",
-            TxError::ValueTooLarge { .. } => "value_too_large",
-            TxError::KeyspaceNotFound(_) => "keyspace_not_found",
-            TxError::KeyspaceExists(_) => "keyspace_exists",
-            TxError::Unauthorized { .. } => "unauthorized",
-            TxError::InvalidKeyspace(_) => "invalid_keyspace",
-            TxError::KeyNotFound(_) => "key_not_found",
-            TxError::TxTooLarge { .. } => "tx_too_large",
-        }
-    }
+/// A failure that must stop the node rather than let it diverge from the others.
+#[allow(missing_docs)] // Each variant's message says what it means.
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("the chain has not been initialised (InitChain has not run)")]
+    NotInitialized,
+    #[error("InitChain with a different genesis than the one this node committed")]
+    GenesisMismatch,
+    #[error("expected block {expected}, got {got}")]
+    HeightMismatch { expected: u64, got: u64 },
+    #[error("commit without a finalized block")]
+    NothingToCommit,
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::state::Params;
-use crate::types::{Address, Amount, SubnetId};
+use ipsat_core::{Address, Amount, SubnetId};
 
+/// Why a genesis is refused.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, Error)]
 pub enum GenesisError {
     #[error("genesis app_state is not valid JSON for an ipsat subnet: {0}")]
@@ -18,16 +19,21 @@ pub enum GenesisError {
     SupplyOverflow,
 }
 
+/// The ipsat part of CometBFT's genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Genesis {
+    /// The subnet's path in the blocktree.
     pub subnet_id: SubnetId,
+    /// Fee parameters.
     #[serde(default)]
     pub fees: FeeParams,
+    /// Initial balances.
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
 }
 
+/// The fee schedule at genesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeeParams {
@@ -46,14 +52,18 @@ impl Default for FeeParams {
     }
 }
 
+/// One allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
+    /// The funded account.
     pub address: Address,
+    /// Its balance at height 0.
     pub balance: Amount,
 }
 
 impl Genesis {
+    /// Parses and checks a genesis: no account twice, a total supply below 2^128.
     pub fn from_json(bytes: &[u8]) -> Result<Self, GenesisError> {
         let genesis: Genesis = serde_json::from_slice(bytes)?;
         let mut seen = BTreeSet::new();
@@ -67,12 +77,5 @@ impl Genesis {
                 .ok_or(GenesisError::SupplyOverflow)?;
         }
         Ok(genesis)
-    }
-
-    pub fn params(&self) -> Params {
-        Params {
-            fee_base: self.fees.base.atto(),
-            fee_per_byte: self.fees.per_byte.atto(),
-        }
     }
 }

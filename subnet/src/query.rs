@@ -6,13 +6,17 @@ use std::sync::Arc;
 use ipsat_proto::v1 as pb;
 use jmt::storage::TreeReader;
 
-use crate::app::AppError;
-use crate::state::{
-    account_key, keyspace_key, kv_key, AccountRecord, KeyspaceRecord, Params, PARAMS_KEY,
-};
-use crate::store::{key_hash, Committed, Store, StoreError};
-use crate::types::Address;
+use ipsat_core::proof::key_hash;
+use ipsat_core::Address;
 
+use crate::components::accounts::{account_key, AccountRecord};
+use crate::components::fees::{Params, PARAMS_KEY};
+use crate::components::keyspaces::{keyspace_key, kv_key, KeyspaceRecord};
+use crate::delta::StateError;
+use crate::error::AppError;
+use crate::store::{Committed, Store, StoreError};
+
+/// Read access to the committed state, shared by the API's handlers.
 #[derive(Clone)]
 pub struct StateQuery {
     store: Arc<Store>,
@@ -20,12 +24,16 @@ pub struct StateQuery {
 
 /// A value read at a height, with its proof when one was asked for.
 pub struct Read<T> {
+    /// The value, `None` if absent.
     pub value: Option<T>,
+    /// The committed height it was read at.
     pub height: u64,
+    /// Its proof against that height's app hash, when asked for.
     pub proof: Option<pb::StateProof>,
 }
 
 impl StateQuery {
+    /// Queries over `store`.
     pub fn new(store: Arc<Store>) -> Self {
         Self { store }
     }
@@ -75,9 +83,11 @@ impl StateQuery {
         let value = raw
             .value
             .map(|bytes| {
-                borsh::from_slice(&bytes).map_err(|e| AppError::CorruptRecord {
-                    key: hex::encode(key),
-                    detail: e.to_string(),
+                borsh::from_slice(&bytes).map_err(|e| {
+                    AppError::State(StateError::Corrupt {
+                        key: hex::encode(key),
+                        detail: e.to_string(),
+                    })
                 })
             })
             .transpose()?;
@@ -108,10 +118,12 @@ impl StateQuery {
         self.read_record(&account_key(address), prove)
     }
 
+    /// A keyspace's definition.
     pub fn keyspace(&self, name: &str, prove: bool) -> Result<Read<KeyspaceRecord>, AppError> {
         self.read_record(&keyspace_key(name), prove)
     }
 
+    /// The value of `key` in `keyspace`.
     pub fn kv(&self, keyspace: &str, key: &[u8], prove: bool) -> Result<Read<Vec<u8>>, AppError> {
         self.read_raw(&kv_key(keyspace, key), prove)
     }

@@ -10,16 +10,18 @@
 //! A block is written with one synced `WriteBatch`, so a crash leaves either the whole block
 //! or none of it; CometBFT's handshake replays what is missing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::{Hash32, HistoryNode};
-use jmt::proof::SparseMerkleProof;
+use ipsat_checkpoint::HistoryNode;
+use ipsat_core::proof::{key_hash, Blake3Hasher, StateProofJmt};
+use ipsat_core::Hash32;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, SimpleHasher, Version};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
+
+use crate::delta::{Changes, StateRead};
 
 const CF_STATE: &str = "state";
 const CF_JMT_NODES: &str = "jmt_nodes";
@@ -30,6 +32,8 @@ const CF_META: &str = "meta";
 const META_COMMITTED: &[u8] = b"committed";
 const META_GENESIS: &[u8] = b"genesis";
 
+/// A failure of RocksDB or of the records in it.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("rocksdb: {0}")]
@@ -40,49 +44,38 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
 }
 
-/// blake3 as the Jellyfish Merkle tree's hash function.
-#[derive(Default)]
-pub struct Blake3Hasher(blake3::Hasher);
-
-impl SimpleHasher for Blake3Hasher {
-    fn new() -> Self {
-        Self(blake3::Hasher::new())
-    }
-    fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-    fn finalize(self) -> [u8; 32] {
-        *self.0.finalize().as_bytes()
-    }
-}
-
-pub type StateProofJmt = SparseMerkleProof<Blake3Hasher>;
-
-/// The key hash the tree indexes `key` under.
-pub fn key_hash(key: &[u8]) -> KeyHash {
-    KeyHash::with::<Blake3Hasher>(key)
-}
-
 /// What is persisted about the last committed block.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Committed {
+    /// The block's height (0 is genesis).
     pub height: u64,
+    /// Root of the state tree.
     pub state_root: Hash32,
+    /// Root of the history accumulator.
     pub history_root: Hash32,
+    /// `app_hash(state_root, history_root)`.
     pub app_hash: Hash32,
+    /// Blocks in the history accumulator.
     pub history_leaf_count: u64,
+    /// The accumulator's peaks, to resume appending.
     pub history_peaks: Vec<Hash32>,
 }
 
 /// Everything one block changes, written atomically by [`Store::write_block`].
 pub struct BlockWrite {
-    pub state_changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Latest values of the keys the block wrote (`None` deletes).
+    pub state_changes: Changes,
+    /// The state tree's new nodes.
     pub tree_update: TreeUpdateBatch,
+    /// The history accumulator's new nodes.
     pub history_nodes: Vec<HistoryNode>,
+    /// The block's roots.
     pub committed: Committed,
+    /// The genesis, written once with height 0.
     pub genesis: Option<Vec<u8>>,
 }
 
+/// The subnet's RocksDB database; see the module documentation.
 pub struct Store {
     db: DB,
 }
@@ -109,6 +102,7 @@ fn jmt_value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
 }
 
 impl Store {
+    /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
@@ -132,6 +126,7 @@ impl Store {
         Ok(self.db.get_cf(self.cf(CF_STATE), key)?)
     }
 
+    /// The last committed block's roots, `None` before genesis.
     pub fn committed(&self) -> Result<Option<Committed>, StoreError> {
         self.db
             .get_cf(self.cf(CF_META), META_COMMITTED)?
@@ -139,10 +134,12 @@ impl Store {
             .transpose()
     }
 
+    /// The genesis this database was initialised with, as JSON.
     pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_META), META_GENESIS)?)
     }
 
+    /// A node of the history accumulator.
     pub fn history_node(&self, level: u8, index: u64) -> Result<Option<Hash32>, StoreError> {
         self.db
             .get_cf(self.cf(CF_HISTORY), history_key(level, index))?
@@ -156,7 +153,7 @@ impl Store {
     /// without writing anything.
     pub fn compute_root(
         &self,
-        changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        changes: &Changes,
         version: Version,
     ) -> Result<(RootHash, TreeUpdateBatch), StoreError> {
         JellyfishMerkleTree::<_, Blake3Hasher>::new(self)
@@ -220,6 +217,12 @@ impl Store {
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         Ok(())
+    }
+}
+
+impl StateRead for Store {
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(key)
     }
 }
 

@@ -2,23 +2,27 @@
 
 use std::sync::Arc;
 
+use ipsat_core::action::MAX_VALUE_LIMIT;
+use ipsat_core::tx::{address_of, sign};
+use ipsat_core::{verify_state_proof, Address, Amount, SubnetId, TxError};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
-use ipsat_subnet::state::{FEE_POOL, MAX_VALUE_LIMIT};
-use ipsat_subnet::tx::{address_of, sign};
+use ipsat_subnet::components::fees::FEE_POOL;
 use ipsat_subnet::{
-    verify_state_proof, Address, Amount, FeeParams, Genesis, GenesisAccount, StateQuery, Store,
-    SubnetApp, SubnetId, TxError,
+    BlockContext, FeeParams, Genesis, GenesisAccount, StateQuery, Store, SubnetApp, TestChain,
 };
 use prost::Message as _;
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 
 const START: u128 = 1_000_000_000_000;
 const FEE: u128 = 100_000;
+/// Validators of every test chain here: enough that each block crosses a proposer, the
+/// other validators' ProcessProposal and vote extensions, and an app-hash comparison.
+const VALIDATORS: usize = 3;
 
+/// A test chain and the directory its validators' stores live in.
 struct Node {
     _dir: tempfile::TempDir,
-    app: SubnetApp,
-    query: StateQuery,
+    chain: TestChain,
 }
 
 fn subnet() -> SubnetId {
@@ -50,19 +54,10 @@ fn genesis() -> Vec<u8> {
     .unwrap()
 }
 
-fn open(dir: tempfile::TempDir) -> Node {
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    Node {
-        app: SubnetApp::open(store.clone()).unwrap(),
-        query: StateQuery::new(store),
-        _dir: dir,
-    }
-}
-
 fn node() -> Node {
-    let mut node = open(tempfile::tempdir().unwrap());
-    node.app.init_chain(&genesis()).unwrap();
-    node
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(dir.path(), VALIDATORS, &genesis()).unwrap();
+    Node { _dir: dir, chain }
 }
 
 fn body(from: u8, nonce: u64, msg: Msg) -> pb::TxBody {
@@ -105,26 +100,22 @@ fn put(keyspace: &str, key: &[u8], value: &[u8]) -> Msg {
 }
 
 impl Node {
-    fn height(&self) -> u64 {
-        self.app.last_committed().unwrap().height
+    fn app(&self) -> &SubnetApp {
+        &self.chain.validators()[0].app
     }
 
     fn app_hash(&self) -> [u8; 32] {
-        self.app.last_committed().unwrap().app_hash
+        self.chain.app_hash()
     }
 
-    /// Runs one block through the ABCI sequence and returns each transaction's code.
+    /// Runs one height through the whole ABCI++ flow and returns each transaction's code.
     fn block(&mut self, txs: &[Vec<u8>]) -> Vec<u32> {
-        let height = self.height() + 1;
-        assert!(self.app.process_proposal(txs));
-        let finalized = self.app.finalize_block(height, b"hash", txs).unwrap();
-        let committed = self.app.commit().unwrap();
-        assert_eq!(committed.app_hash, finalized.app_hash);
-        finalized.tx_results.iter().map(|r| r.code).collect()
+        self.chain.block_codes(txs).unwrap()
     }
 
     fn balance(&self, who: Address) -> u128 {
-        self.query
+        self.chain.validators()[0]
+            .query
             .account(&who, false)
             .unwrap()
             .value
@@ -133,7 +124,8 @@ impl Node {
     }
 
     fn nonce(&self, who: Address) -> u64 {
-        self.query
+        self.chain.validators()[0]
+            .query
             .account(&who, false)
             .unwrap()
             .value
@@ -142,7 +134,11 @@ impl Node {
     }
 
     fn check_code(&mut self, raw: &[u8]) -> u32 {
-        self.app.check_tx(raw).unwrap().code
+        self.chain.check_tx(raw).unwrap().code
+    }
+
+    fn query(&self) -> &StateQuery {
+        &self.chain.validators()[0].query
     }
 }
 
@@ -264,7 +260,7 @@ fn keyspaces_enforce_policies_and_limits() {
     // The third writer is not on the list: its fee is taken, its write is not.
     assert_eq!(codes, vec![0, 0, unauthorized]);
     assert_eq!(
-        n.query.kv("listed", b"a", false).unwrap().value,
+        n.query().kv("listed", b"a", false).unwrap().value,
         Some(b"2".to_vec())
     );
     assert_eq!(n.nonce(addr(3)), 1);
@@ -278,14 +274,14 @@ fn keyspaces_enforce_policies_and_limits() {
         }),
     )]);
     assert_eq!(codes, vec![0]);
-    assert_eq!(n.query.kv("owned", b"a", false).unwrap().value, None);
+    assert_eq!(n.query().kv("owned", b"a", false).unwrap().value, None);
 }
 
 #[test]
 fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
     let mut n = node();
     n.block(&[signed(1, 0, transfer(addr(2), 1))]);
-    let committed = n.app.last_committed().unwrap().clone();
+    let committed = n.app().last_committed().unwrap().unwrap();
     let before = (
         committed.app_hash,
         n.balance(addr(1)),
@@ -321,12 +317,18 @@ fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
         (signed(7, 0, transfer(addr(2), 1)), 6),
     ];
     for (raw, code) in &cases {
-        let result = n.app.check_tx(raw).unwrap();
+        let result = n.chain.check_tx(raw).unwrap();
         assert_eq!(result.code, *code, "{}", result.log);
         assert!(!result.log.is_empty());
     }
     // The stateless failures make a proposal invalid.
-    assert!(!n.app.process_proposal(&[cases[1].0.clone()]));
+    let next = BlockContext {
+        height: 3,
+        time_unix_nanos: 0,
+        proposer: [1; 20],
+        block_hash: Vec::new(),
+    };
+    assert!(!n.app().process_proposal(&next, &[cases[1].0.clone()]));
     // A block of stateful failures executes but leaves the state root as an empty block does;
     // only the history accumulator moves.
     // Replay, future nonce, fee too low, unfunded sender: refused before the fee is taken.
@@ -337,7 +339,10 @@ fn bad_transactions_are_refused_with_specific_codes_and_change_nothing() {
     twin.block(&[]);
     assert!(codes.iter().all(|code| *code != 0));
     assert_eq!(n.app_hash(), twin.app_hash());
-    assert_eq!(n.app.last_committed().unwrap().state_root, before.3);
+    assert_eq!(
+        n.app().last_committed().unwrap().unwrap().state_root,
+        before.3
+    );
     assert_eq!((n.balance(addr(1)), n.nonce(addr(1))), (before.1, before.2));
 }
 
@@ -360,9 +365,9 @@ fn proofs_verify_and_any_tampering_fails() {
         signed(1, 0, create_keyspace("docs", pb::WritePolicy::Open, &[])),
         signed(1, 1, put("docs", b"hello", b"world")),
     ]);
-    let present = n.query.kv("docs", b"hello", true).unwrap().proof.unwrap();
-    let absent = n.query.kv("docs", b"missing", true).unwrap().proof.unwrap();
-    let account = n.query.account(&addr(1), true).unwrap().proof.unwrap();
+    let present = n.query().kv("docs", b"hello", true).unwrap().proof.unwrap();
+    let absent = n.query().kv("docs", b"missing", true).unwrap().proof.unwrap();
+    let account = n.query().account(&addr(1), true).unwrap().proof.unwrap();
     assert_eq!(present.value.as_deref(), Some(&b"world"[..]));
     assert_eq!(absent.value, None);
     for proof in [&present, &absent, &account] {
@@ -416,21 +421,24 @@ fn proofs_verify_and_any_tampering_fails() {
 
 #[test]
 fn committed_state_survives_reopen_and_uncommitted_block_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    let mut n = open(dir);
-    n.app.init_chain(&genesis()).unwrap();
+    let mut n = node();
     n.block(&[signed(1, 0, transfer(addr(2), 42))]);
-    let committed = n.app.last_committed().unwrap().clone();
+    let committed = n.app().last_committed().unwrap().unwrap();
     // Finalized but never committed: as after a crash between FinalizeBlock and Commit.
-    n.app
-        .finalize_block(2, b"h2", &[signed(1, 1, transfer(addr(2), 1))])
+    let block = BlockContext {
+        height: 2,
+        time_unix_nanos: 0,
+        proposer: [1; 20],
+        block_hash: b"h2".to_vec(),
+    };
+    n.app()
+        .finalize_block(&block, &[signed(1, 1, transfer(addr(2), 1))])
         .unwrap();
-    let Node { _dir, app, query } = n;
-    drop((app, query));
-    let store = Arc::new(Store::open(&path).unwrap());
-    let mut reopened = SubnetApp::open(store.clone()).unwrap();
-    assert_eq!(reopened.last_committed(), Some(&committed));
+    let Node { _dir, chain } = n;
+    drop(chain);
+    let store = Arc::new(Store::open(&_dir.path().join("validator0")).unwrap());
+    let reopened = SubnetApp::open(store.clone()).unwrap();
+    assert_eq!(reopened.last_committed().unwrap(), Some(committed.clone()));
     assert_eq!(
         StateQuery::new(store)
             .account(&addr(2), false)
@@ -442,7 +450,7 @@ fn committed_state_survives_reopen_and_uncommitted_block_does_not() {
     );
     // Genesis again (CometBFT's handshake may repeat it) changes nothing; another is refused.
     reopened.init_chain(&genesis()).unwrap();
-    assert_eq!(reopened.last_committed(), Some(&committed));
+    assert_eq!(reopened.last_committed().unwrap(), Some(committed));
     let other = String::from_utf8(genesis())
         .unwrap()
         .replace("/r33/alpha", "/r33/gamma");

@@ -20,7 +20,7 @@ use ipsat_proto::v1::{
     self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
     tx_service_client::TxServiceClient,
 };
-use ipsat_subnet::{tx, Address, SubnetId};
+use ipsat_core::{tx, Address, SubnetId};
 use secp256k1::SecretKey;
 use tonic::transport::Channel;
 

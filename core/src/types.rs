@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// A value from outside that is not a valid id, address, amount or name.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("invalid subnet id {0:?}: expected /r<chain-id>/<name>/..., names [a-z0-9-]{{1,32}}")]
@@ -33,6 +35,7 @@ pub fn is_valid_name(name: &str) -> bool {
 pub struct SubnetId(String);
 
 impl SubnetId {
+    /// The path, e.g. `/r33/alpha`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -86,15 +89,20 @@ impl fmt::Display for SubnetId {
 
 /// A 20-byte Ethereum-style account address: keccak256(uncompressed pubkey)[12..].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Address(pub [u8; 20]);
+pub struct Address(
+    /// The raw 20 bytes.
+    pub [u8; 20],
+);
 
 impl Address {
+    /// The address in `bytes`, which must be exactly 20 long.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ParseError> {
         <[u8; 20]>::try_from(bytes)
             .map(Address)
             .map_err(|_| ParseError::Address(hex::encode(bytes)))
     }
 
+    /// The raw 20 bytes.
     pub fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
@@ -140,24 +148,30 @@ impl<'de> Deserialize<'de> for Address {
 pub struct Amount(u128);
 
 impl Amount {
+    /// Nothing.
     pub const ZERO: Amount = Amount(0);
 
+    /// `atto` atto-RBTC.
     pub const fn from_atto(atto: u128) -> Self {
         Amount(atto)
     }
 
+    /// The amount in atto-RBTC.
     pub fn atto(self) -> u128 {
         self.0
     }
 
+    /// `self + other`, `None` on overflow.
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
         self.0.checked_add(other.0).map(Amount)
     }
 
+    /// `self - other`, `None` below zero.
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).map(Amount)
     }
 
+    /// Whether this is no value at all.
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }

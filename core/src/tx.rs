@@ -6,13 +6,14 @@
 
 use std::sync::LazyLock;
 
-use ipsat_proto::v1::{self as pb, tx_body::Msg};
+use ipsat_proto::v1 as pb;
 use prost::Message as _;
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
 use sha2::Digest as _;
 use sha3::Keccak256;
 
+use crate::action::Action;
 use crate::error::TxError;
 use crate::types::{Address, Amount, SubnetId};
 
@@ -26,10 +27,12 @@ static SECP: LazyLock<Secp256k1<All>> = LazyLock::new(Secp256k1::new);
 /// SHA-256 of the raw bytes: the same hash CometBFT reports for the transaction.
 pub type TxHash = [u8; 32];
 
+/// The hash CometBFT and clients know a transaction by.
 pub fn tx_hash(raw: &[u8]) -> TxHash {
     sha2::Sha256::digest(raw).into()
 }
 
+/// Keccak-256, as Ethereum and RSK use it.
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
     Keccak256::digest(data).into()
 }
@@ -64,14 +67,20 @@ pub fn sign(secret: &SecretKey, subnet: &SubnetId, body: &pb::TxBody) -> Vec<u8>
     pb::Tx { body, signature }.encode_to_vec()
 }
 
-/// A transaction whose encoding, subnet, signature and fee syntax have been checked.
+/// A transaction whose encoding, subnet, signature, fee syntax and message have passed every
+/// check that needs no state.
 #[derive(Debug, Clone)]
 pub struct VerifiedTx {
+    /// SHA-256 of the raw bytes.
     pub hash: TxHash,
+    /// The signer, which is the body's `from`.
     pub sender: Address,
+    /// Must equal the sender's account nonce when the transaction executes.
     pub nonce: u64,
+    /// Offered fee, taken before the message runs.
     pub fee: Amount,
-    pub msg: Msg,
+    /// The message, validated.
+    pub action: Action,
     /// Encoded size, which the minimum fee is charged on.
     pub size: usize,
 }
@@ -99,9 +108,10 @@ pub fn verify(raw: &[u8], subnet: &SubnetId) -> Result<VerifiedTx, TxError> {
         .fee
         .parse()
         .map_err(|_| TxError::InvalidAmount(format!("fee {:?}", body.fee)))?;
-    let msg = body
-        .msg
-        .ok_or_else(|| TxError::Malformed("no message".into()))?;
+    let action = Action::try_from(
+        body.msg
+            .ok_or_else(|| TxError::Malformed("no message".into()))?,
+    )?;
     let signer = recover_signer(&tx.signature, &signing_digest(subnet, &tx.body))?;
     if signer != from {
         return Err(TxError::InvalidSignature("signer is not the sender"));
@@ -111,7 +121,7 @@ pub fn verify(raw: &[u8], subnet: &SubnetId) -> Result<VerifiedTx, TxError> {
         sender: from,
         nonce: body.nonce,
         fee,
-        msg,
+        action,
         size: raw.len(),
     })
 }
@@ -142,6 +152,7 @@ fn recover_signer(signature: &[u8], digest: &[u8; 32]) -> Result<Address, TxErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipsat_proto::v1::tx_body::Msg;
 
     fn subnet() -> SubnetId {
         "/r33/alpha".parse().unwrap()

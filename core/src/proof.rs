@@ -3,12 +3,48 @@
 //! because only the caller knows which header it trusts.
 
 use ipsat_proto::v1 as pb;
-use jmt::RootHash;
+use jmt::proof::SparseMerkleProof;
+use jmt::{KeyHash, RootHash, SimpleHasher};
 use thiserror::Error;
 
-use crate::app::app_hash;
-use crate::store::{key_hash, StateProofJmt};
+/// A 32-byte digest: a root, an app hash or a block hash.
+pub type Hash32 = [u8; 32];
 
+/// The app hash commits to both roots: `blake3("ipsat/app-hash/v1" || state || history)`.
+pub fn app_hash(state_root: &Hash32, history_root: &Hash32) -> Hash32 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"ipsat/app-hash/v1");
+    hasher.update(state_root);
+    hasher.update(history_root);
+    *hasher.finalize().as_bytes()
+}
+
+/// blake3 as the Jellyfish Merkle tree's hash function.
+#[derive(Default)]
+pub struct Blake3Hasher(blake3::Hasher);
+
+impl SimpleHasher for Blake3Hasher {
+    fn new() -> Self {
+        Self(blake3::Hasher::new())
+    }
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finalize(self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+/// A Jellyfish Merkle proof of the subnet state (borsh-encoded in [`pb::StateProof`]).
+pub type StateProofJmt = SparseMerkleProof<Blake3Hasher>;
+
+/// The key hash the state tree indexes `key` under.
+pub fn key_hash(key: &[u8]) -> KeyHash {
+    KeyHash::with::<Blake3Hasher>(key)
+}
+
+/// Why a state proof does not verify.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ProofError {
     #[error("{0} is not 32 bytes")]

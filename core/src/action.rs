@@ -1,0 +1,331 @@
+//! The messages a transaction may carry, after their stateless checks.
+//!
+//! A wire message (`ipsat.v1.TxBody.msg`) becomes an [`Action`] only if every check that needs
+//! no state passes: addresses are 20 bytes, amounts are canonical decimals, names and limits
+//! are in range. Those checks run once per transaction, in parallel and outside any lock, and
+//! a transaction that fails them never reaches a block (ProcessProposal rejects a proposal
+//! that carries one). The state machine's components then run the stateful checks and the
+//! execution of each action.
+
+use ipsat_proto::v1::{self as pb, tx_body::Msg};
+
+use crate::error::TxError;
+use crate::types::{is_valid_name, Address, Amount};
+
+/// Largest key length a keyspace creator may allow.
+pub const MAX_KEY_LIMIT: u32 = 1024;
+/// Largest value length a keyspace creator may allow.
+pub const MAX_VALUE_LIMIT: u32 = 64 * 1024;
+/// Most writers an allow-list keyspace may name.
+pub const MAX_WRITERS: usize = 64;
+
+/// A message that passed its stateless checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Move value between two accounts of the same subnet.
+    Transfer(Transfer),
+    /// Create a keyspace owned by the signer.
+    KeyspaceCreate(KeyspaceCreate),
+    /// Write a key.
+    KvPut(KvPut),
+    /// Delete a key.
+    KvDelete(KvDelete),
+}
+
+impl TryFrom<Msg> for Action {
+    type Error = TxError;
+
+    fn try_from(msg: Msg) -> Result<Self, TxError> {
+        Ok(match msg {
+            Msg::Transfer(m) => Action::Transfer(m.try_into()?),
+            Msg::KeyspaceCreate(m) => Action::KeyspaceCreate(m.try_into()?),
+            Msg::KvPut(m) => Action::KvPut(m.try_into()?),
+            Msg::KvDelete(m) => Action::KvDelete(m.try_into()?),
+        })
+    }
+}
+
+fn address(bytes: &[u8], field: &str) -> Result<Address, TxError> {
+    Address::from_slice(bytes).map_err(|_| TxError::Malformed(format!("{field} must be 20 bytes")))
+}
+
+/// A positive amount moved to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The recipient.
+    pub to: Address,
+    /// More than zero.
+    pub amount: Amount,
+}
+
+impl TryFrom<pb::Transfer> for Transfer {
+    type Error = TxError;
+
+    fn try_from(msg: pb::Transfer) -> Result<Self, TxError> {
+        let to = address(&msg.to, "to")?;
+        let amount: Amount = msg
+            .amount
+            .parse()
+            .map_err(|_| TxError::InvalidAmount(format!("amount {:?}", msg.amount)))?;
+        if amount.is_zero() {
+            return Err(TxError::InvalidAmount(
+                "a transfer must move a positive amount".into(),
+            ));
+        }
+        Ok(Self { to, amount })
+    }
+}
+
+/// Who may write to a keyspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePolicy {
+    /// Only the owner.
+    OwnerOnly,
+    /// The owner and the listed writers.
+    AllowList,
+    /// Anyone.
+    Open,
+}
+
+impl WritePolicy {
+    /// The policy a wire value names; `None` for unknown values and `UNSPECIFIED`.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::WritePolicy::try_from(value).ok()? {
+            pb::WritePolicy::OwnerOnly => Some(Self::OwnerOnly),
+            pb::WritePolicy::AllowList => Some(Self::AllowList),
+            pb::WritePolicy::Open => Some(Self::Open),
+            pb::WritePolicy::Unspecified => None,
+        }
+    }
+
+    /// The wire value of this policy.
+    pub fn to_proto(self) -> pb::WritePolicy {
+        match self {
+            Self::OwnerOnly => pb::WritePolicy::OwnerOnly,
+            Self::AllowList => pb::WritePolicy::AllowList,
+            Self::Open => pb::WritePolicy::Open,
+        }
+    }
+}
+
+/// A well-formed keyspace definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyspaceCreate {
+    /// `[a-z0-9-]{1,32}`.
+    pub name: String,
+    /// Who may write.
+    pub policy: WritePolicy,
+    /// Sorted and deduplicated; empty unless the policy is [`WritePolicy::AllowList`].
+    pub writers: Vec<Address>,
+    /// `1..=MAX_KEY_LIMIT`.
+    pub max_key_bytes: u32,
+    /// At most [`MAX_VALUE_LIMIT`].
+    pub max_value_bytes: u32,
+}
+
+impl TryFrom<pb::KeyspaceCreate> for KeyspaceCreate {
+    type Error = TxError;
+
+    fn try_from(msg: pb::KeyspaceCreate) -> Result<Self, TxError> {
+        let invalid = |why: String| TxError::InvalidKeyspace(why);
+        if !is_valid_name(&msg.name) {
+            return Err(invalid(format!(
+                "name {:?} must match [a-z0-9-]{{1,32}}",
+                msg.name
+            )));
+        }
+        let policy = WritePolicy::from_proto(msg.write_policy)
+            .ok_or_else(|| invalid(format!("unknown write policy {}", msg.write_policy)))?;
+        if !(1..=MAX_KEY_LIMIT).contains(&msg.max_key_bytes) {
+            return Err(invalid(format!(
+                "max_key_bytes must be 1..={MAX_KEY_LIMIT}, got {}",
+                msg.max_key_bytes
+            )));
+        }
+        if msg.max_value_bytes > MAX_VALUE_LIMIT {
+            return Err(invalid(format!(
+                "max_value_bytes must be at most {MAX_VALUE_LIMIT}, got {}",
+                msg.max_value_bytes
+            )));
+        }
+        if msg.writers.len() > MAX_WRITERS {
+            return Err(invalid(format!("at most {MAX_WRITERS} writers")));
+        }
+        if policy != WritePolicy::AllowList && !msg.writers.is_empty() {
+            return Err(invalid(
+                "writers are only meaningful with ALLOW_LIST".into(),
+            ));
+        }
+        let mut writers = msg
+            .writers
+            .iter()
+            .map(|w| address(w, "writer"))
+            .collect::<Result<Vec<_>, _>>()?;
+        writers.sort_unstable();
+        writers.dedup();
+        Ok(Self {
+            name: msg.name,
+            policy,
+            writers,
+            max_key_bytes: msg.max_key_bytes,
+            max_value_bytes: msg.max_value_bytes,
+        })
+    }
+}
+
+fn keyspace_and_key(keyspace: &str, key: &[u8]) -> Result<(), TxError> {
+    if !is_valid_name(keyspace) {
+        return Err(TxError::KeyspaceNotFound(keyspace.to_owned()));
+    }
+    if key.is_empty() {
+        return Err(TxError::Malformed("empty key".into()));
+    }
+    if key.len() > MAX_KEY_LIMIT as usize {
+        return Err(TxError::KeyTooLarge {
+            max: MAX_KEY_LIMIT,
+            got: key.len(),
+        });
+    }
+    Ok(())
+}
+
+/// A write of a non-empty key; the keyspace's own limits are checked against state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvPut {
+    /// A well-formed keyspace name.
+    pub keyspace: String,
+    /// Non-empty, at most [`MAX_KEY_LIMIT`] bytes.
+    pub key: Vec<u8>,
+    /// At most [`MAX_VALUE_LIMIT`] bytes.
+    pub value: Vec<u8>,
+}
+
+impl TryFrom<pb::KvPut> for KvPut {
+    type Error = TxError;
+
+    fn try_from(msg: pb::KvPut) -> Result<Self, TxError> {
+        keyspace_and_key(&msg.keyspace, &msg.key)?;
+        if msg.value.len() > MAX_VALUE_LIMIT as usize {
+            return Err(TxError::ValueTooLarge {
+                max: MAX_VALUE_LIMIT,
+                got: msg.value.len(),
+            });
+        }
+        Ok(Self {
+            keyspace: msg.keyspace,
+            key: msg.key,
+            value: msg.value,
+        })
+    }
+}
+
+/// A delete of a non-empty key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvDelete {
+    /// A well-formed keyspace name.
+    pub keyspace: String,
+    /// Non-empty, at most [`MAX_KEY_LIMIT`] bytes.
+    pub key: Vec<u8>,
+}
+
+impl TryFrom<pb::KvDelete> for KvDelete {
+    type Error = TxError;
+
+    fn try_from(msg: pb::KvDelete) -> Result<Self, TxError> {
+        keyspace_and_key(&msg.keyspace, &msg.key)?;
+        Ok(Self {
+            keyspace: msg.keyspace,
+            key: msg.key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(policy: pb::WritePolicy, writers: Vec<Vec<u8>>) -> pb::KeyspaceCreate {
+        pb::KeyspaceCreate {
+            name: "notes".into(),
+            write_policy: policy as i32,
+            writers,
+            max_key_bytes: 64,
+            max_value_bytes: 4096,
+        }
+    }
+
+    #[test]
+    fn transfers_need_an_address_and_a_positive_canonical_amount() {
+        let ok = pb::Transfer {
+            to: vec![1; 20],
+            amount: "7".into(),
+        };
+        assert_eq!(
+            Transfer::try_from(ok.clone()).map(|t| t.amount),
+            Ok(Amount::from_atto(7))
+        );
+        for (to, amount, code) in [
+            (vec![1; 19], "7", 1),
+            (vec![1; 20], "0", 8),
+            (vec![1; 20], "07", 8),
+            (vec![1; 20], "-1", 8),
+        ] {
+            let msg = pb::Transfer {
+                to,
+                amount: amount.into(),
+            };
+            assert_eq!(Transfer::try_from(msg).map_err(|e| e.code()), Err(code));
+        }
+    }
+
+    #[test]
+    fn keyspace_definitions_are_checked_and_writers_normalised() {
+        let listed = create(
+            pb::WritePolicy::AllowList,
+            vec![vec![2; 20], vec![1; 20], vec![2; 20]],
+        );
+        let action = KeyspaceCreate::try_from(listed).map(|k| k.writers);
+        assert_eq!(action, Ok(vec![Address([1; 20]), Address([2; 20])]));
+
+        let mut bad = vec![
+            create(pb::WritePolicy::Unspecified, vec![]),
+            create(pb::WritePolicy::Open, vec![vec![1; 20]]),
+            create(pb::WritePolicy::AllowList, vec![vec![1; 21]]),
+            create(
+                pb::WritePolicy::AllowList,
+                vec![vec![1; 20]; MAX_WRITERS + 1],
+            ),
+        ];
+        let mut named = create(pb::WritePolicy::Open, vec![]);
+        named.name = "Notes".into();
+        bad.push(named);
+        let mut no_keys = create(pb::WritePolicy::Open, vec![]);
+        no_keys.max_key_bytes = 0;
+        bad.push(no_keys);
+        let mut huge = create(pb::WritePolicy::Open, vec![]);
+        huge.max_value_bytes = MAX_VALUE_LIMIT + 1;
+        bad.push(huge);
+        for msg in bad {
+            assert!(KeyspaceCreate::try_from(msg.clone()).is_err(), "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn writes_need_a_key_within_the_protocol_limits() {
+        let put = |key: Vec<u8>, value: Vec<u8>| {
+            KvPut::try_from(pb::KvPut {
+                keyspace: "notes".into(),
+                key,
+                value,
+            })
+            .map_err(|e| e.code())
+        };
+        assert!(put(b"k".to_vec(), b"v".to_vec()).is_ok());
+        assert_eq!(put(Vec::new(), b"v".to_vec()), Err(1));
+        assert_eq!(put(vec![0; MAX_KEY_LIMIT as usize + 1], Vec::new()), Err(9));
+        assert_eq!(
+            put(b"k".to_vec(), vec![0; MAX_VALUE_LIMIT as usize + 1]),
+            Err(10)
+        );
+    }
+}

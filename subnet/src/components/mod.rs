@@ -1,0 +1,26 @@
+//! The state machine's domains, in the order their hooks run.
+
+pub mod accounts;
+pub mod fees;
+pub mod keyspaces;
+
+use ipsat_core::Action;
+
+use crate::component::{ActionHandler, Component};
+
+pub use accounts::Accounts;
+pub use fees::Fees;
+pub use keyspaces::Keyspaces;
+
+/// Every component, in the fixed order of `init_chain`, `begin_block` and `end_block`.
+pub const ALL: &[&dyn Component] = &[&Accounts, &Fees, &Keyspaces];
+
+/// The handler of `action`: the only place that knows which component owns which message.
+pub fn handler(action: &Action) -> &dyn ActionHandler {
+    match action {
+        Action::Transfer(transfer) => transfer,
+        Action::KeyspaceCreate(create) => create,
+        Action::KvPut(put) => put,
+        Action::KvDelete(delete) => delete,
+    }
+}

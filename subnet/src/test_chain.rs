@@ -1,0 +1,253 @@
+//! `TestChain`: N validators of one subnet in one process, each with its own RocksDB store,
+//! driven through the whole ABCI++ flow of every height the way CometBFT drives them:
+//!
+//! 1. PrepareProposal on the height's proposer (round-robin), with the previous height's
+//!    votes and their extensions as `local_last_commit`;
+//! 2. ProcessProposal on every validator, which must all accept;
+//! 3. ExtendVote on every validator, and VerifyVoteExtension of each extension on every other
+//!    validator, which must all accept;
+//! 4. FinalizeBlock on every validator, whose app hashes must be equal;
+//! 5. Commit on every validator.
+//!
+//! It stands in for CometBFT's consensus only (as Penumbra's `mock-consensus` does) so state
+//! machine tests are fast and deterministic; everything that involves consensus is also tested
+//! on real CometBFT networks in `node/tests/`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ipsat_core::Hash32;
+
+use crate::context::{BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress};
+use crate::error::AppError;
+use crate::outcome::{CommittedBlock, FinalizedBlock, TxResult};
+use crate::query::StateQuery;
+use crate::store::Store;
+use crate::SubnetApp;
+
+/// Largest proposal the test chain builds, as CometBFT's default `max_bytes`.
+const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Seconds between blocks in the test chain's clock.
+const BLOCK_INTERVAL_NANOS: i64 = 1_000_000_000;
+
+/// One validator of a [`TestChain`].
+pub struct TestValidator {
+    /// Its CometBFT address.
+    pub address: ValidatorAddress,
+    /// Its state machine.
+    pub app: SubnetApp,
+    /// Queries over its store.
+    pub query: StateQuery,
+}
+
+/// A subnet of in-process validators; see the module documentation.
+pub struct TestChain {
+    validators: Vec<TestValidator>,
+    last_commit: ExtendedCommit,
+    genesis_time_nanos: i64,
+}
+
+/// A failure of the flow: an app error, or validators that disagree.
+#[derive(Debug, thiserror::Error)]
+pub enum TestChainError {
+    /// A validator's app failed.
+    #[error("validator {validator}: {source}")]
+    App {
+        /// Its index.
+        validator: usize,
+        /// What failed.
+        source: AppError,
+    },
+    /// A validator rejected the proposal of an honest proposer.
+    #[error("validator {validator} rejected the proposal at height {height}")]
+    ProposalRejected {
+        /// Its index.
+        validator: usize,
+        /// The height.
+        height: u64,
+    },
+    /// A validator refused another's vote extension.
+    #[error("validator {verifier} refused the vote extension of validator {signer}")]
+    ExtensionRefused {
+        /// Who verified.
+        verifier: usize,
+        /// Whose extension it was.
+        signer: usize,
+    },
+    /// Validators computed different app hashes for the same block.
+    #[error("app hashes differ at height {height}: {hashes:?}")]
+    Diverged {
+        /// The height.
+        height: u64,
+        /// Each validator's app hash, hex.
+        hashes: Vec<String>,
+    },
+}
+
+fn app_error(validator: usize) -> impl Fn(AppError) -> TestChainError {
+    move |source| TestChainError::App { validator, source }
+}
+
+impl TestChain {
+    /// Opens `count` validators with stores under `dir` and runs InitChain on each with the
+    /// genesis `app_state`.
+    pub fn new(dir: &Path, count: usize, app_state: &[u8]) -> Result<Self, TestChainError> {
+        let mut validators = Vec::with_capacity(count);
+        for i in 0..count {
+            let store = Store::open(&dir.join(format!("validator{i}")))
+                .map_err(|e| app_error(i)(e.into()))?;
+            let store = Arc::new(store);
+            let app = SubnetApp::open(store.clone()).map_err(app_error(i))?;
+            app.init_chain(app_state).map_err(app_error(i))?;
+            validators.push(TestValidator {
+                address: [i as u8 + 1; 20],
+                app,
+                query: StateQuery::new(store),
+            });
+        }
+        let chain = Self {
+            validators,
+            last_commit: ExtendedCommit::default(),
+            genesis_time_nanos: 1_700_000_000_000_000_000,
+        };
+        chain.same_app_hash(0)?;
+        Ok(chain)
+    }
+
+    /// The validators, e.g. to query one.
+    pub fn validators(&self) -> &[TestValidator] {
+        &self.validators
+    }
+
+    /// The last committed height.
+    pub fn height(&self) -> u64 {
+        self.committed(0).map(|c| c.0).unwrap_or_default()
+    }
+
+    /// The last committed app hash (equal on every validator).
+    pub fn app_hash(&self) -> Hash32 {
+        self.committed(0).map(|c| c.1).unwrap_or_default()
+    }
+
+    fn committed(&self, validator: usize) -> Option<(u64, Hash32)> {
+        let committed = self.validators[validator].app.last_committed().ok()??;
+        Some((committed.height, committed.app_hash))
+    }
+
+    fn same_app_hash(&self, height: u64) -> Result<Hash32, TestChainError> {
+        let hashes: Vec<Option<(u64, Hash32)>> =
+            (0..self.validators.len()).map(|i| self.committed(i)).collect();
+        match hashes.first() {
+            Some(Some((h, hash))) if *h == height && hashes.iter().all(|x| *x == hashes[0]) => {
+                Ok(*hash)
+            }
+            _ => Err(TestChainError::Diverged {
+                height,
+                hashes: hashes
+                    .iter()
+                    .map(|c| c.map(|(_, hash)| hex::encode(hash)).unwrap_or_default())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Sends `raw` to every validator's mempool; the results of validator 0.
+    pub fn check_tx(&self, raw: &[u8]) -> Result<TxResult, TestChainError> {
+        let mut first = None;
+        for (i, validator) in self.validators.iter().enumerate() {
+            let result = validator.app.check_tx(raw).map_err(app_error(i))?;
+            first.get_or_insert(result);
+        }
+        Ok(first.expect("a test chain has at least one validator"))
+    }
+
+    /// Runs one height whose proposer offers `txs` (as its mempool would) and returns what
+    /// validator 0 committed.
+    pub fn block(&mut self, txs: &[Vec<u8>]) -> Result<CommittedBlock, TestChainError> {
+        let height = self.height() + 1;
+        let proposer = (height as usize) % self.validators.len();
+        let mut context = BlockContext {
+            height,
+            time_unix_nanos: self.genesis_time_nanos + height as i64 * BLOCK_INTERVAL_NANOS,
+            proposer: self.validators[proposer].address,
+            block_hash: Vec::new(),
+        };
+        let proposal = self.validators[proposer].app.prepare_proposal(
+            &context,
+            &self.last_commit,
+            txs.to_vec(),
+            MAX_BLOCK_BYTES,
+        );
+        context.block_hash = block_hash(height, &proposal);
+        for (i, validator) in self.validators.iter().enumerate() {
+            if !validator.app.process_proposal(&context, &proposal) {
+                return Err(TestChainError::ProposalRejected {
+                    validator: i,
+                    height,
+                });
+            }
+        }
+        let extensions: Vec<Vec<u8>> = self
+            .validators
+            .iter()
+            .map(|v| v.app.extend_vote(&context))
+            .collect();
+        for (signer, extension) in extensions.iter().enumerate() {
+            for (verifier, validator) in self.validators.iter().enumerate() {
+                if verifier != signer && !validator.app.verify_vote_extension(extension) {
+                    return Err(TestChainError::ExtensionRefused { verifier, signer });
+                }
+            }
+        }
+        let finalized: Vec<FinalizedBlock> = self
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.app.finalize_block(&context, &proposal).map_err(app_error(i)))
+            .collect::<Result<_, _>>()?;
+        if finalized.iter().any(|f| f.app_hash != finalized[0].app_hash) {
+            return Err(TestChainError::Diverged {
+                height,
+                hashes: finalized.iter().map(|f| hex::encode(f.app_hash)).collect(),
+            });
+        }
+        let mut committed = None;
+        for (i, validator) in self.validators.iter().enumerate() {
+            let block = validator.app.commit().map_err(app_error(i))?;
+            committed.get_or_insert(block);
+        }
+        self.same_app_hash(height)?;
+        self.last_commit = ExtendedCommit {
+            round: 0,
+            votes: self
+                .validators
+                .iter()
+                .zip(extensions)
+                .map(|(v, extension)| ExtendedVote {
+                    validator: v.address,
+                    power: 1,
+                    committed: true,
+                    extension,
+                })
+                .collect(),
+        };
+        Ok(committed.expect("a test chain has at least one validator"))
+    }
+
+    /// Runs a height and returns each transaction's result code.
+    pub fn block_codes(&mut self, txs: &[Vec<u8>]) -> Result<Vec<u32>, TestChainError> {
+        Ok(self.block(txs)?.tx_results.iter().map(|r| r.code).collect())
+    }
+}
+
+/// A stand-in for CometBFT's block hash: the height and the transactions, hashed.
+fn block_hash(height: u64, txs: &[Vec<u8>]) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&height.to_be_bytes());
+    for tx in txs {
+        hasher.update(&(tx.len() as u64).to_be_bytes());
+        hasher.update(tx);
+    }
+    hasher.finalize().as_bytes().to_vec()
+}
