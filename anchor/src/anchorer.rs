@@ -47,16 +47,20 @@ pub struct AnchorerConfig {
 }
 
 /// Errors of the anchorer. Each says what failed; RPC errors name the call.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
     #[error("anchorer configuration: {0}")]
     Config(String),
+    /// A call to the Bitcoin node failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),
     #[error("anchor transaction: {0}")]
     Tx(#[from] TxError),
+    /// Reading or writing the state file failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Building or checking an anchor proof failed.
     #[error(transparent)]
     Proof(#[from] ProofError),
     #[error("the anchorer has no spendable output: fund it first")]
@@ -100,6 +104,7 @@ pub enum AnchorStatus {
     Idle,
     /// Broadcast (or being rebroadcast), not in the best chain.
     Pending {
+        /// The anchor (its digest, stable across fee bumps).
         id: AnchorId,
         /// The version last accepted by the node (or the newest, if none was).
         txid: Txid,
@@ -108,10 +113,16 @@ pub enum AnchorStatus {
     },
     /// In a block of the best chain, not yet deep enough.
     InBlock {
+        /// The anchor (its digest, stable across fee bumps).
         id: AnchorId,
+        /// The version that was mined.
         txid: Txid,
+        /// The best-chain block holding it.
         block_hash: BlockHash,
+        /// That block's height.
         height: u64,
+        /// Blocks from the holding block to the tip, inclusive (1 when it is the tip); below
+        /// [`AnchorerConfig::confirmations`].
         confirmations: u64,
     },
     /// Deep enough: recorded in the state's confirmed list.

@@ -48,6 +48,7 @@ pub const MAX_PROOF_HEADERS: usize = 10_000;
 pub const MAX_MERKLE_DEPTH: usize = 32;
 
 /// Why a proof failed to decode or verify.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
     #[error("proof encoding: truncated while reading {0}")]

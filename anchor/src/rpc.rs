@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// What went wrong with one RPC call; every variant names the method.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("bitcoin rpc {method}: cannot reach the node: {source}")]

@@ -18,6 +18,7 @@ use crate::tx::Utxo;
 pub const STATE_FORMAT: u32 = 1;
 
 /// Errors reading or writing the state file.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("anchor state {path}: {op}: {source}")]

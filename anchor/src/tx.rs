@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::anchor_script;
 
 /// Errors while building or checking an anchor transaction.
+#[allow(missing_docs)] // Each variant's message says what it means.
 #[derive(Debug, thiserror::Error)]
 pub enum TxError {
     #[error(

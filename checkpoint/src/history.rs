@@ -13,7 +13,9 @@ const LEAF_TAG: &[u8] = b"ipsat/history/leaf/v1";
 const NODE_TAG: &[u8] = b"ipsat/history/node/v1";
 const ROOT_TAG: &[u8] = b"ipsat/history/root/v1";
 
+/// Why an accumulator operation or a proof check failed.
 #[derive(Debug, Error, PartialEq, Eq)]
+#[allow(missing_docs)] // Each variant's message says what it means.
 pub enum HistoryError {
     #[error("leaf {index} is outside an accumulator of {leaf_count} leaves")]
     LeafOutOfRange { index: u64, leaf_count: u64 },
@@ -28,8 +30,11 @@ pub enum HistoryError {
 /// A node the caller must persist to be able to build proofs later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryNode {
+    /// Height above the leaves: 0 for a leaf.
     pub level: u8,
+    /// Position within its level, counting from 0 on the left.
     pub index: u64,
+    /// The leaf or inner-node hash stored at `(level, index)`.
     pub hash: Hash32,
 }
 
@@ -86,14 +91,17 @@ impl HistoryAccumulator {
         Ok(Self { leaf_count, peaks })
     }
 
+    /// Number of leaves appended so far (one per block).
     pub fn leaf_count(&self) -> u64 {
         self.leaf_count
     }
 
+    /// The peak hashes, largest first; persist them with the leaf count for [`Self::from_parts`].
     pub fn peaks(&self) -> &[Hash32] {
         &self.peaks
     }
 
+    /// The history root: the leaf count hashed with every peak, largest first.
     pub fn root(&self) -> Hash32 {
         hash_root(self.leaf_count, &self.peaks)
     }
@@ -173,7 +181,9 @@ fn peak_level_of(index: u64, leaf_count: u64) -> u8 {
 /// Proof that a `(height, state_root)` leaf is in a history accumulator with a given root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryProof {
+    /// Position of the proven leaf among all leaves, from 0.
     pub leaf_index: u64,
+    /// Leaf count of the accumulator the proof was built from; fixes the proof's shape.
     pub leaf_count: u64,
     /// Sibling hashes from the leaf up to its peak.
     pub siblings: Vec<Hash32>,

@@ -18,7 +18,6 @@ use thiserror::Error;
 
 use crate::types::{Address, Amount};
 
-
 /// The ABCI `codespace` of every code below, so clients can tell ipsat's codes from
 /// CometBFT's own.
 pub const CODESPACE: &str = "ipsat";

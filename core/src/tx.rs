@@ -96,6 +96,19 @@ pub fn verify(raw: &[u8], subnet: &SubnetId) -> Result<VerifiedTx, TxError> {
     let tx = pb::Tx::decode(raw).map_err(|e| TxError::Malformed(format!("tx: {e}")))?;
     let body = pb::TxBody::decode(tx.body.as_slice())
         .map_err(|e| TxError::Malformed(format!("body: {e}")))?;
+    // Prost skips unknown fields and accepts repeated fields and long varints, so a third
+    // party could re-encode someone's transaction into a valid twin with another hash. Only
+    // the one canonical encoding (what re-encoding the decoded value gives) is accepted.
+    if tx.encoded_len() != raw.len() || tx.encode_to_vec() != raw {
+        return Err(TxError::Malformed(
+            "not the canonical encoding of the Tx".into(),
+        ));
+    }
+    if body.encode_to_vec() != tx.body {
+        return Err(TxError::Malformed(
+            "not the canonical encoding of the TxBody".into(),
+        ));
+    }
     if body.subnet_id != subnet.as_str() {
         return Err(TxError::WrongSubnet {
             expected: subnet.to_string(),
@@ -192,6 +205,43 @@ mod tests {
                 bad[i] ^= bit;
                 assert!(verify(&bad, &subnet()).is_err(), "byte {i} bit {bit:#x}");
             }
+        }
+    }
+
+    #[test]
+    fn only_the_canonical_encoding_is_accepted() {
+        let sk = key(5);
+        let raw = sign(&sk, &subnet(), &transfer_body(sender(&sk), &subnet()));
+        verify(&raw, &subnet()).unwrap();
+        // An unknown field 3 of Tx appended: same signature, another hash.
+        let unknown_field = [raw.as_slice(), &[0x18, 0x00]].concat();
+        // The signature field repeated: prost keeps the last one.
+        let tx = pb::Tx::decode(raw.as_slice()).unwrap();
+        let mut repeated = raw.clone();
+        pb::Tx {
+            body: Vec::new(),
+            signature: tx.signature.clone(),
+        }
+        .encode(&mut repeated)
+        .unwrap();
+        // The body's nonce (field 3, 0) written explicitly, as proto3 encoders must not.
+        let mut body = tx.body.clone();
+        body.extend_from_slice(&[0x18, 0x00]);
+        let padded_body = pb::Tx {
+            body,
+            signature: tx.signature.clone(),
+        }
+        .encode_to_vec();
+        // A non-minimal varint for the body's length.
+        let mut long_varint = vec![0x0a, 0x80 | raw[1], 0x00];
+        long_varint.extend_from_slice(&raw[2..]);
+        for twin in [unknown_field, repeated, padded_body, long_varint] {
+            assert_ne!(tx_hash(&twin), tx_hash(&raw));
+            assert!(
+                matches!(verify(&twin, &subnet()), Err(TxError::Malformed(_))),
+                "{}",
+                hex::encode(&twin)
+            );
         }
     }
 

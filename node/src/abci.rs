@@ -320,9 +320,7 @@ impl Application for AbciApp {
                 .iter()
                 .map(validator_update)
                 .collect(),
-            consensus_param_updates: consensus_params(
-                &finalized.effects.consensus_param_updates,
-            ),
+            consensus_param_updates: consensus_params(&finalized.effects.consensus_param_updates),
             app_hash: finalized.app_hash.to_vec().into(),
         }
     }

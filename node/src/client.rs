@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ipsat_core::{tx, verify_state_proof, Amount, SubnetId};
 use ipsat_proto::v1::{
     self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
     tx_service_client::TxServiceClient,
 };
-use ipsat_core::{tx, verify_state_proof, Amount, SubnetId};
 use tonic::transport::Channel;
 
 use crate::keys::Key;

@@ -4,12 +4,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipsat_proto::v1::{
-    self as pb, query_service_server::QueryService, tx_service_server::TxService,
-};
 use ipsat_core::tx::{tx_hash, MAX_TX_BYTES};
 use ipsat_core::types::is_valid_name;
 use ipsat_core::Address;
+use ipsat_proto::v1::{
+    self as pb, query_service_server::QueryService, tx_service_server::TxService,
+};
 use ipsat_subnet::{AppError, CommittedBlock, StateQuery};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};

@@ -6,8 +6,8 @@
 
 mod abci;
 mod client;
-mod commands;
 mod cometbft;
+mod commands;
 mod config;
 mod grpc;
 mod keys;
@@ -102,4 +102,3 @@ async fn main() -> Result<()> {
         Command::Status => commands::status::run(&cli.node, cli.output).await,
     }
 }
-

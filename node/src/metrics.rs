@@ -87,7 +87,11 @@ pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves the metrics until `shutdown` flips.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut shutdown: Shutdown) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) -> Result<()> {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

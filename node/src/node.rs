@@ -91,7 +91,9 @@ pub async fn start(home: &Path) -> Result<()> {
 
     if let Some(listen) = config.metrics.listen {
         let listener = metrics::bind(listen).await?;
-        supervisor.spawn("metrics", |shutdown| metrics::serve(listener, metrics, shutdown));
+        supervisor.spawn("metrics", |shutdown| {
+            metrics::serve(listener, metrics, shutdown)
+        });
         tracing::info!(%listen, "Prometheus metrics at /metrics");
     }
 

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ipsat_proto::v1::{self as pb};
 use ipsat_core::Address;
+use ipsat_proto::v1::{self as pb};
 use ipsat_tests::containers::ComposeDevnet;
 use ipsat_tests::{address_of, sign_for, transfer, Client};
 

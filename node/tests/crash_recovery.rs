@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ipsat_proto::v1 as pb;
 use ipsat_core::Address;
+use ipsat_proto::v1 as pb;
 use ipsat_tests::{address_of, transfer, Client, Testnet};
 use tokio_stream::StreamExt as _;
 

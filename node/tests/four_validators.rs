@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_core::{verify_state_proof, Address};
+use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_tests::{address_of, transfer, Testnet, FEE};
 use prost::Message as _;
 use tokio_stream::StreamExt as _;

@@ -7,6 +7,8 @@ pub use bindings::IpsatGateway;
 
 // The generated call constructors mirror the ABI, which has functions of more than 7 arguments.
 #[allow(clippy::too_many_arguments)]
+// `sol!` generates these items from the ABI, so they cannot carry doc comments.
+#[allow(missing_docs)]
 mod bindings {
     alloy::sol!(
         #[sol(all_derives)]

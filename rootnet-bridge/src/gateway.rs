@@ -18,7 +18,9 @@ use crate::rpc::{EthRpc, Receipt, RpcError};
 /// RSK refuses `eth_getLogs` over more than this many blocks.
 pub const RSK_MAX_LOG_RANGE: u64 = 5_000;
 
+/// A failed gateway operation; where present, `call` names the operation or contract call.
 #[derive(Debug, Error)]
+#[allow(missing_docs)] // Each variant's message says what it means.
 pub enum BridgeError {
     #[error("{call}: {source}")]
     Rpc {
@@ -66,6 +68,7 @@ fn rpc_error(call: &'static str, source: RpcError) -> BridgeError {
     BridgeError::Rpc { call, source }
 }
 
+/// How the client talks to RSK: expected chain, finality depth, log spans, gas price and timeouts.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// The chain id the node must report (30 mainnet, 31 testnet, 33 regtest).
@@ -80,6 +83,7 @@ pub struct GatewayConfig {
     pub replace_after: Duration,
     /// Give up waiting for a receipt after this long.
     pub receipt_timeout: Duration,
+    /// Pause between receipt polls while waiting for a transaction to be mined.
     pub poll_interval: Duration,
 }
 
@@ -100,13 +104,20 @@ impl Default for GatewayConfig {
 /// A deposit locked by `fund`, as the subnet imports it top-down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FundedEvent {
+    /// Subnet the deposit is for.
     pub subnet_id: B256,
+    /// Account in the subnet that receives the deposit.
     pub recipient: Address,
+    /// Deposited RBTC, in wei.
     pub amount: U256,
+    /// Per-subnet deposit sequence number (0, 1, 2, ...), the order the subnet imports them in.
     pub nonce: u64,
+    /// RSK block holding the `Funded` log (0 if the node did not report it).
     pub block_number: u64,
 }
 
+/// Client of one deployed `IpsatGateway`: sends legacy transactions from one signer, one at a
+/// time, with a locally tracked nonce.
 pub struct Gateway {
     rpc: EthRpc,
     signer: PrivateKeySigner,
@@ -185,10 +196,12 @@ impl Gateway {
         Ok(gateway)
     }
 
+    /// The gateway contract's address.
     pub fn address(&self) -> Address {
         self.address
     }
 
+    /// Address of the signing key, which sends every transaction.
     pub fn sender(&self) -> Address {
         self.signer.address()
     }
@@ -370,6 +383,9 @@ impl Gateway {
         .await
     }
 
+    /// Joins `subnet_id` as a validator staking `collateral` wei (its power): `ecdsa_signer` signs
+    /// its checkpoints; the BLS key (48 bytes) and proof of possession (96 bytes) are only
+    /// length-checked on chain.
     pub async fn join(
         &self,
         subnet_id: B256,
@@ -387,6 +403,8 @@ impl Gateway {
         self.transact("join", &call, collateral).await
     }
 
+    /// Takes the sender's validator out of `subnet_id` (`leaveSubnet`); its collateral becomes
+    /// claimable once a checkpoint confirms a validator set from after it left.
     pub async fn leave(&self, subnet_id: B256) -> Result<Receipt, BridgeError> {
         let call = IpsatGateway::leaveSubnetCall {
             subnetId: subnet_id,
@@ -394,6 +412,8 @@ impl Gateway {
         self.transact("leaveSubnet", &call, U256::ZERO).await
     }
 
+    /// Pays back the collateral of the sender's validator that left `subnet_id`; reverts with
+    /// `CollateralLocked` until a checkpoint confirms its departure.
     pub async fn claim_collateral(&self, subnet_id: B256) -> Result<Receipt, BridgeError> {
         let call = IpsatGateway::claimCollateralCall {
             subnetId: subnet_id,
@@ -401,6 +421,8 @@ impl Gateway {
         self.transact("claimCollateral", &call, U256::ZERO).await
     }
 
+    /// Locks `amount` wei of RBTC for `recipient` in `subnet_id`; the subnet mints it when it
+    /// imports the resulting [`FundedEvent`].
     pub async fn fund(
         &self,
         subnet_id: B256,
@@ -444,6 +466,9 @@ impl Gateway {
         self.transact("submitCheckpoint", &call, U256::ZERO).await
     }
 
+    /// Pays out `release`, proven by `proof` (see [`crate::merkle::proof`]) against the
+    /// cross-message root of `subnet_id`'s accepted checkpoint at `checkpoint_height`; each
+    /// release pays at most once.
     pub async fn execute_release(
         &self,
         subnet_id: B256,
@@ -460,6 +485,8 @@ impl Gateway {
         self.transact("executeRelease", &call, U256::ZERO).await
     }
 
+    /// Records that `blocktree_root` was anchored in Bitcoin transaction `btc_txid` (internal byte
+    /// order) confirmed at `btc_height`; only the gateway's anchorer may call it.
     pub async fn record_anchor(
         &self,
         blocktree_root: B256,
@@ -564,6 +591,7 @@ impl Gateway {
         Ok(events)
     }
 
+    /// The underlying JSON-RPC client, for calls the typed methods do not cover.
     pub fn rpc(&self) -> &EthRpc {
         &self.rpc
     }

@@ -7,6 +7,8 @@ use alloy::sol_types::SolValue;
 
 use crate::contract::IpsatGateway::Release;
 
+/// The tree leaf of `release`, `keccak256(keccak256(abi.encode(release)))`, as the contract
+/// computes it.
 pub fn release_leaf(release: &Release) -> B256 {
     keccak256(keccak256(release.abi_encode()))
 }

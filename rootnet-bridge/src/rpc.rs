@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use thiserror::Error;
 
+/// A failed JSON-RPC call; every variant names the RPC `method` that failed.
 #[derive(Debug, Error)]
+#[allow(missing_docs)] // Each variant's message says what it means.
 pub enum RpcError {
     #[error("{method}: RSK node at {url} unreachable: {source}")]
     Transport {
@@ -32,6 +34,7 @@ pub enum RpcError {
     },
 }
 
+/// JSON-RPC client for one RSK node; clones share the HTTP connection pool.
 #[derive(Clone)]
 pub struct EthRpc {
     url: String,
@@ -42,26 +45,37 @@ pub struct EthRpc {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
+    /// Hash of the mined transaction.
     pub transaction_hash: B256,
+    /// Block the transaction was mined in.
     pub block_number: U256,
+    /// `1` on success, `0` on failure; `None` when the node omits it.
     pub status: Option<U256>,
+    /// Gas the transaction consumed.
     pub gas_used: U256,
+    /// Logs the transaction emitted (empty when the node omits the field).
     #[serde(default)]
     pub logs: Vec<Log>,
 }
 
 impl Receipt {
+    /// Whether the transaction succeeded (status `1`); a missing status counts as failure.
     pub fn succeeded(&self) -> bool {
         self.status == Some(U256::from(1))
     }
 }
 
+/// The fields of a log entry the bridge uses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Log {
+    /// Contract that emitted the log.
     pub address: Address,
+    /// Indexed topics; the first is the event signature hash.
     pub topics: Vec<B256>,
+    /// ABI-encoded non-indexed event fields.
     pub data: Bytes,
+    /// Block holding the log; `None` for a pending log.
     pub block_number: Option<U256>,
 }
 
@@ -78,6 +92,7 @@ fn quantity(n: u64) -> String {
 }
 
 impl EthRpc {
+    /// A client for the node at `url` with a 30-second request timeout; makes no request yet.
     pub fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
@@ -88,6 +103,8 @@ impl EthRpc {
         }
     }
 
+    /// Sends one JSON-RPC request and decodes its `result` into `T`; a JSON-RPC error becomes
+    /// [`RpcError::Node`] with its code, message and any revert data.
     pub async fn call<T: serde::de::DeserializeOwned>(
         &self,
         method: &'static str,
@@ -134,21 +151,25 @@ impl EthRpc {
         )
     }
 
+    /// The chain id the node reports (`eth_chainId`).
     pub async fn chain_id(&self) -> Result<u64, RpcError> {
         let id: U256 = self.call("eth_chainId", json!([])).await?;
         Ok(id.to::<u64>())
     }
 
+    /// The latest block number (`eth_blockNumber`).
     pub async fn block_number(&self) -> Result<u64, RpcError> {
         let n: U256 = self.call("eth_blockNumber", json!([])).await?;
         Ok(n.to::<u64>())
     }
 
+    /// The node's gas price in wei (`eth_gasPrice`).
     pub async fn gas_price(&self) -> Result<u128, RpcError> {
         let price: U256 = self.call("eth_gasPrice", json!([])).await?;
         Ok(price.to::<u128>())
     }
 
+    /// The next nonce of `address`, counting its pending transactions.
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, RpcError> {
         let n: U256 = self
             .call("eth_getTransactionCount", json!([address, "pending"]))
@@ -156,6 +177,8 @@ impl EthRpc {
         Ok(n.to::<u64>())
     }
 
+    /// Gas needed by a call to `to`, or by a deployment when `to` is `None` (`eth_estimateGas`);
+    /// a revert comes back as [`RpcError::Node`] with the revert data the node returns.
     pub async fn estimate_gas(
         &self,
         from: Address,
@@ -183,6 +206,7 @@ impl EthRpc {
             .await
     }
 
+    /// Broadcasts a signed, encoded transaction and returns its hash (`eth_sendRawTransaction`).
     pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<B256, RpcError> {
         self.call(
             "eth_sendRawTransaction",
@@ -191,6 +215,7 @@ impl EthRpc {
         .await
     }
 
+    /// The receipt of transaction `hash`, or `None` while it is not mined.
     pub async fn receipt(&self, hash: B256) -> Result<Option<Receipt>, RpcError> {
         self.call("eth_getTransactionReceipt", json!([hash])).await
     }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_core::tx::{address_of, sign, verify};
 use ipsat_core::{Address, Amount, SubnetId};
+use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_subnet::{BlockContext, FeeParams, Genesis, GenesisAccount, Store, SubnetApp};
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 

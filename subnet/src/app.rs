@@ -30,7 +30,9 @@ const VERIFIED_CACHE_LIMIT: usize = 200_000;
 /// Locks a mutex whose holder panicked anyway: every value behind these locks is replaced
 /// whole or is a cache, so a panic cannot leave it half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Chain {

@@ -53,7 +53,11 @@ pub trait Component: Sync {
     fn name(&self) -> &'static str;
 
     /// Writes the component's genesis state.
-    fn init_chain(&self, _state: &mut StateDelta<'_>, _genesis: &Genesis) -> Result<(), StateError> {
+    fn init_chain(
+        &self,
+        _state: &mut StateDelta<'_>,
+        _genesis: &Genesis,
+    ) -> Result<(), StateError> {
         Ok(())
     }
 

@@ -114,6 +114,8 @@ impl ProposalInputs {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<InjectedTx>> {
         // The queue holds plain data; a panic elsewhere cannot leave it inconsistent.
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -136,8 +136,9 @@ impl TestChain {
     }
 
     fn same_app_hash(&self, height: u64) -> Result<Hash32, TestChainError> {
-        let hashes: Vec<Option<(u64, Hash32)>> =
-            (0..self.validators.len()).map(|i| self.committed(i)).collect();
+        let hashes: Vec<Option<(u64, Hash32)>> = (0..self.validators.len())
+            .map(|i| self.committed(i))
+            .collect();
         match hashes.first() {
             Some(Some((h, hash))) if *h == height && hashes.iter().all(|x| *x == hashes[0]) => {
                 Ok(*hash)
@@ -204,9 +205,16 @@ impl TestChain {
             .validators
             .iter()
             .enumerate()
-            .map(|(i, v)| v.app.finalize_block(&context, &proposal).map_err(app_error(i)))
+            .map(|(i, v)| {
+                v.app
+                    .finalize_block(&context, &proposal)
+                    .map_err(app_error(i))
+            })
             .collect::<Result<_, _>>()?;
-        if finalized.iter().any(|f| f.app_hash != finalized[0].app_hash) {
+        if finalized
+            .iter()
+            .any(|f| f.app_hash != finalized[0].app_hash)
+        {
             return Err(TestChainError::Diverged {
                 height,
                 hashes: finalized.iter().map(|f| hex::encode(f.app_hash)).collect(),

@@ -366,7 +366,12 @@ fn proofs_verify_and_any_tampering_fails() {
         signed(1, 1, put("docs", b"hello", b"world")),
     ]);
     let present = n.query().kv("docs", b"hello", true).unwrap().proof.unwrap();
-    let absent = n.query().kv("docs", b"missing", true).unwrap().proof.unwrap();
+    let absent = n
+        .query()
+        .kv("docs", b"missing", true)
+        .unwrap()
+        .proof
+        .unwrap();
     let account = n.query().account(&addr(1), true).unwrap().proof.unwrap();
     assert_eq!(present.value.as_deref(), Some(&b"world"[..]));
     assert_eq!(absent.value, None);

@@ -10,6 +10,8 @@ use secp256k1::SecretKey;
 
 use crate::{load_key, log_tail, Client};
 
+/// A container devnet run by podman-compose under a project name and data directory of its
+/// own; dropping it takes the containers down and removes its network.
 pub struct ComposeDevnet {
     repo: PathBuf,
     project: String,

@@ -16,28 +16,34 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ipsat_core::{tx, Address, SubnetId};
 use ipsat_proto::v1::{
     self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
     tx_service_client::TxServiceClient,
 };
-use ipsat_core::{tx, Address, SubnetId};
 use secp256k1::SecretKey;
 use tonic::transport::Channel;
 
 /// Fee that covers the default minimum for any transaction these tests send.
 pub const FEE: u128 = 100_000_000_000;
 
+/// A local testnet of `ipsat` nodes created by `ipsat testnet init` in a temporary directory;
+/// running nodes are killed when it is dropped.
 pub struct Testnet {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// The subnet id `testnet init` chose for this testnet.
     pub subnet: SubnetId,
     grpc_ports: Vec<u16>,
     nodes: Vec<Option<Child>>,
 }
 
 #[derive(Clone)]
+/// gRPC clients for one node's query and transaction services.
 pub struct Client {
+    /// The node's `QueryService` client.
     pub query: QueryServiceClient<Channel>,
+    /// The node's `TxService` client.
     pub tx: TxServiceClient<Channel>,
 }
 
@@ -93,14 +99,17 @@ impl Testnet {
         self.dir.path().join("net").join(format!("node{i}"))
     }
 
+    /// The gRPC port of node `i`.
     pub fn grpc_port(&self, i: usize) -> u16 {
         self.grpc_ports[i]
     }
 
+    /// The number of nodes in the testnet.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
+    /// Whether the testnet has no nodes.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -126,6 +135,7 @@ impl Testnet {
         Ok(())
     }
 
+    /// Starts every node; see [`Testnet::start`].
     pub fn start_all(&mut self) -> Result<()> {
         (0..self.len()).try_for_each(|i| self.start(i))
     }
@@ -272,10 +282,13 @@ pub fn load_key(path: &Path) -> Result<SecretKey> {
     Ok(SecretKey::from_slice(&secret)?)
 }
 
+/// The account address of `key`.
 pub fn address_of(key: &SecretKey) -> Address {
     tx::address_of(&key.public_key(&secp256k1::Secp256k1::signing_only()))
 }
 
+/// Signs a transaction from `key`'s address with `nonce`, fee [`FEE`] and `msg` for `subnet`;
+/// returns the encoded signed transaction.
 pub fn sign_for(subnet: &SubnetId, key: &SecretKey, nonce: u64, msg: Msg) -> Vec<u8> {
     let body = pb::TxBody {
         subnet_id: subnet.to_string(),
@@ -287,6 +300,7 @@ pub fn sign_for(subnet: &SubnetId, key: &SecretKey, nonce: u64, msg: Msg) -> Vec
     tx::sign(key, subnet, &body)
 }
 
+/// A transfer message of `amount` to `to`.
 pub fn transfer(to: Address, amount: u128) -> Msg {
     Msg::Transfer(pb::Transfer {
         to: to.0.to_vec(),
@@ -330,6 +344,7 @@ impl Client {
         }
     }
 
+    /// Broadcasts the signed transaction `tx` with broadcast mode `mode`.
     pub async fn broadcast(
         &mut self,
         tx: Vec<u8>,
@@ -346,6 +361,7 @@ impl Client {
             .into_inner())
     }
 
+    /// The account at `address`, without a proof.
     pub async fn account(&mut self, address: Address) -> Result<pb::Account> {
         self.query
             .get_account(pb::GetAccountRequest {
@@ -358,6 +374,7 @@ impl Client {
             .context("no account in response")
     }
 
+    /// The node's status (including its latest committed height).
     pub async fn status(&mut self) -> Result<pb::GetStatusResponse> {
         Ok(self
             .query

@@ -21,8 +21,10 @@ pub const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784
 /// RSK's `eth_getLogs` span limit.
 pub const MAX_LOG_RANGE: u64 = 5_000;
 
+/// A running anvil (chain id 33) standing in for RSK regtest; killed when dropped.
 pub struct Anvil {
     child: Child,
+    /// anvil's JSON-RPC URL.
     pub url: String,
 }
 
@@ -66,6 +68,7 @@ impl Anvil {
         json_rpc(&reqwest::Client::new(), &self.url, method, params).await
     }
 
+    /// Mines `blocks` blocks (`anvil_mine`).
     pub async fn mine(&self, blocks: u64) -> Result<()> {
         self.raw("anvil_mine", json!([format!("{blocks:#x}")]))
             .await?;
@@ -137,12 +140,15 @@ fn rsk_refusal(request: &Value, head: u64) -> Option<String> {
 
 /// The RSK-strict JSON-RPC filter in front of an upstream node.
 pub struct RskStrictProxy {
+    /// The filter's JSON-RPC URL, to use in place of the upstream's.
     pub url: String,
     refusals: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RskStrictProxy {
+    /// Starts the filter on a free loopback port in front of the JSON-RPC node at `upstream`;
+    /// it runs until dropped.
     pub async fn start(upstream: &str) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;

@@ -75,12 +75,7 @@ fn policy_proto(policy: Policy) -> pb::WritePolicy {
     }
 }
 
-pub async fn run(
-    args: TxArgs,
-    keys_dir: &Path,
-    node: &str,
-    output: Output,
-) -> Result<()> {
+pub async fn run(args: TxArgs, keys_dir: &Path, node: &str, output: Output) -> Result<()> {
     let key = keys::load(keys_dir, &args.from)?;
     let msg = match args.msg {
         TxMsg::Transfer { to, amount } => Msg::Transfer(pb::Transfer {

@@ -51,9 +51,17 @@ pub fn use_nonce(state: &mut StateDelta<'_>, sender: Address, nonce: u64) -> Res
     if nonce != record.nonce {
         let (expected, got) = (record.nonce, nonce);
         return Err(if nonce < record.nonce {
-            TxError::NonceTooLow { account: sender, expected, got }
+            TxError::NonceTooLow {
+                account: sender,
+                expected,
+                got,
+            }
         } else {
-            TxError::NonceTooHigh { account: sender, expected, got }
+            TxError::NonceTooHigh {
+                account: sender,
+                expected,
+                got,
+            }
         }
         .into());
     }
@@ -63,7 +71,11 @@ pub fn use_nonce(state: &mut StateDelta<'_>, sender: Address, nonce: u64) -> Res
 }
 
 /// Takes `amount` from `address`, refusing to go below zero.
-pub fn debit(state: &mut StateDelta<'_>, address: Address, amount: Amount) -> Result<(), ExecError> {
+pub fn debit(
+    state: &mut StateDelta<'_>,
+    address: Address,
+    amount: Amount,
+) -> Result<(), ExecError> {
     let mut record = account(state, &address)?;
     record.balance = record
         .balance()
@@ -79,7 +91,11 @@ pub fn debit(state: &mut StateDelta<'_>, address: Address, amount: Amount) -> Re
 }
 
 /// Adds `amount` to `address`.
-pub fn credit(state: &mut StateDelta<'_>, address: Address, amount: Amount) -> Result<(), ExecError> {
+pub fn credit(
+    state: &mut StateDelta<'_>,
+    address: Address,
+    amount: Amount,
+) -> Result<(), ExecError> {
     let mut record = account(state, &address)?;
     // Genesis caps the supply below 2^128 and execution conserves it, so this cannot bind
     // for value that exists; it still refuses rather than wraps.

@@ -133,8 +133,8 @@ fn writable(
     name: &str,
     key: &[u8],
 ) -> Result<KeyspaceRecord, ExecError> {
-    let keyspace = keyspace(state, name)?
-        .ok_or_else(|| TxError::KeyspaceNotFound(name.to_owned()))?;
+    let keyspace =
+        keyspace(state, name)?.ok_or_else(|| TxError::KeyspaceNotFound(name.to_owned()))?;
     if !keyspace.may_write(&writer) {
         return Err(TxError::Unauthorized {
             writer,
@@ -174,7 +174,12 @@ impl ActionHandler for KvPut {
             .into());
         }
         state.put_raw(kv_key(&self.keyspace, &self.key), self.value.clone());
-        Ok(vec![kv_event("kv_put", &self.keyspace, &self.key, tx.sender)])
+        Ok(vec![kv_event(
+            "kv_put",
+            &self.keyspace,
+            &self.key,
+            tx.sender,
+        )])
     }
 }
 
@@ -186,6 +191,11 @@ impl ActionHandler for KvDelete {
             return Err(TxError::KeyNotFound(hex::encode(&self.key)).into());
         }
         state.delete(key);
-        Ok(vec![kv_event("kv_delete", &self.keyspace, &self.key, tx.sender)])
+        Ok(vec![kv_event(
+            "kv_delete",
+            &self.keyspace,
+            &self.key,
+            tx.sender,
+        )])
     }
 }
