@@ -1,5 +1,7 @@
 //! The anchorer against a real btcd regtest node (started by each test).
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 mod common;
 
 use std::time::Duration;

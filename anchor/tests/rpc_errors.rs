@@ -1,6 +1,8 @@
 //! Bad RPC responses give errors naming the call, never panics. A tiny HTTP server answers
 //! each JSON-RPC method with a canned (status, body).
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -137,9 +137,7 @@ fn extended_commit(info: Option<&abci::ExtendedCommitInfo>) -> ExtendedCommit {
 fn validator_update(update: &ValidatorUpdate) -> abci::ValidatorUpdate {
     abci::ValidatorUpdate {
         pub_key: Some(PublicKey {
-            sum: Some(public_key::Sum::Ed25519(
-                update.ed25519_pub_key.to_vec().into(),
-            )),
+            sum: Some(public_key::Sum::Ed25519(update.ed25519_pub_key.to_vec())),
         }),
         power: i64::try_from(update.power).unwrap_or(i64::MAX),
     }

@@ -2,6 +2,8 @@
 //! each other by name, agree on every block, accept a transfer through a published gRPC port,
 //! stop cleanly on SIGTERM, and resume from their state when the containers are recreated.
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::path::Path;
 use std::time::Duration;
 

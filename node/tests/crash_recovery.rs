@@ -2,6 +2,8 @@
 //! SIGKILL while transactions flow catches up to the same app hash and keeps every
 //! transaction acknowledged as committed; stopping and restarting all four loses nothing.
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! writes through gRPC, identical app hashes at every height, proofs checked against headers,
 //! and bad input refused without changing anything.
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! never needs anything RSK refuses, and every refusal of the contract is a named error that
 //! changes nothing.
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::time::Duration;
 
 use alloy::primitives::{keccak256, Address, Bytes, B256, U256};

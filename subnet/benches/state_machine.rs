@@ -2,6 +2,8 @@
 //! admission, and executing plus durably committing a block of transfers on RocksDB.
 //!   cargo bench --workspace --bench state_machine
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! State transitions, proofs and refusals of the subnet state machine, on real RocksDB.
 
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
 use std::sync::Arc;
 
 use ipsat_core::action::MAX_VALUE_LIMIT;
