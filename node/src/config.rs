@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AbciConfig {
     /// Where the ABCI server listens; must equal `proxy_app` in CometBFT's config.toml.
     pub listen: SocketAddr,
@@ -45,7 +45,7 @@ impl Default for AbciConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
     /// Where the gRPC API (ipsat.v1, health, reflection) listens.
     pub listen: SocketAddr,
@@ -63,7 +63,7 @@ impl Default for GrpcConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CometConfig {
     /// The `cometbft` executable; a bare name is looked up on PATH.
     pub binary: PathBuf,
@@ -161,5 +161,38 @@ mod tests {
         )
         .unwrap();
         assert!(Config::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn every_key_of_every_table_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        let defaults = Config::default();
+        for (text, expected) in [
+            ("[abci]\n", defaults.clone()),
+            ("[grpc]\nlisten = \"127.0.0.1:1\"\n", {
+                let mut c = defaults.clone();
+                c.grpc.listen = ([127, 0, 0, 1], 1).into();
+                c
+            }),
+            ("[grpc]\ncommit_timeout_ms = 5\n", {
+                let mut c = defaults.clone();
+                c.grpc.commit_timeout_ms = 5;
+                c
+            }),
+            ("[cometbft]\nsupervise = false\n", {
+                let mut c = defaults.clone();
+                c.cometbft.supervise = false;
+                c
+            }),
+            ("[cometbft]\nrpc = \"http://127.0.0.1:1\"\n", {
+                let mut c = defaults.clone();
+                c.cometbft.rpc = "http://127.0.0.1:1".into();
+                c
+            }),
+        ] {
+            std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+            assert_eq!(Config::load(dir.path()).unwrap(), expected, "{text}");
+        }
     }
 }

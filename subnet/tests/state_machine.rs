@@ -463,3 +463,29 @@ fn committed_state_survives_reopen_and_uncommitted_block_does_not() {
         .replace("/r33/alpha", "/r33/gamma");
     assert!(reopened.init_chain(other.as_bytes()).is_err());
 }
+
+#[test]
+fn outside_data_queued_for_a_proposal_goes_first_and_garbage_is_dropped() {
+    let mut n = node();
+    let proposer = &n.chain.validators()[(n.chain.height() as usize + 1) % VALIDATORS];
+    let inputs = proposer.app.proposal_inputs();
+    inputs.push("test", b"\xffnot a transaction".to_vec());
+    inputs.push("test", signed(2, 0, transfer(addr(3), 11)));
+    let block = n
+        .chain
+        .block(&[signed(1, 0, transfer(addr(3), 7))])
+        .unwrap();
+    let codes: Vec<u32> = block.tx_results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, vec![0, 0]);
+    assert_eq!(
+        block.tx_results[0].events[0].attributes[0],
+        ("from", addr(2).to_string())
+    );
+    assert_eq!(n.balance(addr(3)), START + 18);
+    // Taken once: nothing is left queued for a later proposal.
+    assert!(n
+        .chain
+        .validators()
+        .iter()
+        .all(|v| v.app.proposal_inputs().take().is_empty()));
+}

@@ -70,24 +70,31 @@ pub fn use_nonce(state: &mut StateDelta<'_>, sender: Address, nonce: u64) -> Res
     Ok(())
 }
 
+/// Replaces `address`'s balance with what `change` makes of it, or refuses with its error.
+fn update_balance(
+    state: &mut StateDelta<'_>,
+    address: Address,
+    change: impl FnOnce(Amount) -> Result<Amount, TxError>,
+) -> Result<(), ExecError> {
+    let mut record = account(state, &address)?;
+    record.balance = change(record.balance())?.atto();
+    set_account(state, &address, &record);
+    Ok(())
+}
+
 /// Takes `amount` from `address`, refusing to go below zero.
 pub fn debit(
     state: &mut StateDelta<'_>,
     address: Address,
     amount: Amount,
 ) -> Result<(), ExecError> {
-    let mut record = account(state, &address)?;
-    record.balance = record
-        .balance()
-        .checked_sub(amount)
-        .ok_or(TxError::InsufficientFunds {
+    update_balance(state, address, |have| {
+        have.checked_sub(amount).ok_or(TxError::InsufficientFunds {
             account: address,
-            have: record.balance(),
+            have,
             need: amount,
-        })?
-        .atto();
-    set_account(state, &address, &record);
-    Ok(())
+        })
+    })
 }
 
 /// Adds `amount` to `address`.
@@ -96,16 +103,12 @@ pub fn credit(
     address: Address,
     amount: Amount,
 ) -> Result<(), ExecError> {
-    let mut record = account(state, &address)?;
     // Genesis caps the supply below 2^128 and execution conserves it, so this cannot bind
     // for value that exists; it still refuses rather than wraps.
-    record.balance = record
-        .balance()
-        .checked_add(amount)
-        .ok_or_else(|| TxError::InvalidAmount("recipient balance overflow".into()))?
-        .atto();
-    set_account(state, &address, &record);
-    Ok(())
+    update_balance(state, address, |have| {
+        have.checked_add(amount)
+            .ok_or_else(|| TxError::InvalidAmount("recipient balance overflow".into()))
+    })
 }
 
 impl Component for Accounts {
