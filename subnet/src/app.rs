@@ -8,7 +8,7 @@
 //! store directly. The caches here (verified transactions, the check state) save work and
 //! never change a result.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ipsat_checkpoint::HistoryAccumulator;
@@ -24,8 +24,16 @@ use crate::genesis::{Genesis, GenesisError};
 use crate::outcome::{CommittedBlock, Event, FinalizedBlock, TxResult};
 use crate::store::{BlockWrite, Committed, Store};
 
-/// Verified transactions kept between CheckTx/ProcessProposal and FinalizeBlock.
-const VERIFIED_CACHE_LIMIT: usize = 200_000;
+/// Bytes of verified transactions kept between CheckTx/ProcessProposal and FinalizeBlock: a
+/// full default CometBFT mempool (5,000 transactions of up to 128 KiB would be more, but a
+/// block's worth of them always fits) without letting large transactions exhaust memory.
+const VERIFIED_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What one cached transaction is charged: its encoding, the decoded copy of its message
+/// (never larger than the encoding), and the map and queue entries.
+fn cached_cost(tx: &VerifiedTx) -> usize {
+    2 * tx.size + 128
+}
 
 /// Locks a mutex whose holder panicked anyway: every value behind these locks is replaced
 /// whole or is a cache, so a panic cannot leave it half-updated.
@@ -54,25 +62,69 @@ struct Consensus {
 }
 
 /// Transactions whose stateless checks passed, by hash, so each signature is recovered once.
+/// Bounded in bytes; when full, the oldest entries go first.
+struct VerifiedCache {
+    limit: usize,
+    entries: Mutex<CacheEntries>,
+}
+
 #[derive(Default)]
-struct VerifiedCache(Mutex<HashMap<TxHash, Arc<VerifiedTx>>>);
+struct CacheEntries {
+    map: HashMap<TxHash, Arc<VerifiedTx>>,
+    /// Insertion order; may hold hashes already taken out of `map`, skipped on eviction.
+    order: VecDeque<TxHash>,
+    bytes: usize,
+}
+
+impl CacheEntries {
+    fn remove(&mut self, hash: &TxHash) -> Option<Arc<VerifiedTx>> {
+        let tx = self.map.remove(hash)?;
+        self.bytes -= cached_cost(&tx);
+        Some(tx)
+    }
+}
 
 impl VerifiedCache {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            entries: Mutex::default(),
+        }
+    }
+
     fn get(&self, hash: &TxHash) -> Option<Arc<VerifiedTx>> {
-        lock(&self.0).get(hash).cloned()
+        lock(&self.entries).map.get(hash).cloned()
     }
 
     fn take(&self, hash: &TxHash) -> Option<Arc<VerifiedTx>> {
-        lock(&self.0).remove(hash)
+        lock(&self.entries).remove(hash)
+    }
+
+    fn bytes(&self) -> usize {
+        lock(&self.entries).bytes
     }
 
     fn insert_all(&self, txs: impl IntoIterator<Item = Arc<VerifiedTx>>) {
-        let mut map = lock(&self.0);
+        let mut entries = lock(&self.entries);
         for tx in txs {
-            if map.len() >= VERIFIED_CACHE_LIMIT {
-                map.clear();
+            if entries.map.contains_key(&tx.hash) {
+                continue;
             }
-            map.insert(tx.hash, tx);
+            entries.bytes += cached_cost(&tx);
+            entries.order.push_back(tx.hash);
+            entries.map.insert(tx.hash, tx);
+            while entries.bytes > self.limit {
+                let Some(oldest) = entries.order.pop_front() else {
+                    break;
+                };
+                entries.remove(&oldest);
+            }
+        }
+        // Hashes taken by FinalizeBlock stay queued until evicted; drop them once they
+        // outnumber the live entries, so the queue stays proportional to the cache.
+        if entries.order.len() > 2 * entries.map.len() + 1024 {
+            let CacheEntries { map, order, .. } = &mut *entries;
+            order.retain(|hash| map.contains_key(hash));
         }
     }
 
@@ -180,7 +232,7 @@ impl SubnetApp {
             subnet_id,
             consensus: Mutex::new(consensus),
             check_state: Mutex::new(Changes::new()),
-            verified: VerifiedCache::default(),
+            verified: VerifiedCache::new(VERIFIED_CACHE_BYTES),
             proposal_inputs: ProposalInputs::default(),
         })
     }
@@ -198,6 +250,11 @@ impl SubnetApp {
     /// so it never waits for a block being executed.
     pub fn last_committed(&self) -> Result<Option<Committed>, AppError> {
         Ok(self.store.committed()?)
+    }
+
+    /// Bytes held by the cache of verified transactions (bounded), for metrics and tests.
+    pub fn verified_cache_bytes(&self) -> usize {
+        self.verified.bytes()
     }
 
     /// Where services queue outside data for the next proposal.
@@ -265,8 +322,13 @@ impl SubnetApp {
         };
         *check_state = mempool.into_changes();
         drop(check_state);
-        if matches!(&result, Ok(r) if r.code == 0) {
-            self.verified.insert_all([tx]);
+        match &result {
+            Ok(admitted) if admitted.code == 0 => self.verified.insert_all([tx]),
+            // Refused, e.g. at the recheck after a commit that spent its nonce: CometBFT drops
+            // it from the mempool, so its verification is of no further use.
+            _ => {
+                self.verified.take(&tx.hash);
+            }
         }
         result
     }
@@ -429,5 +491,77 @@ impl SubnetApp {
             history_root: committed.history_root,
             tx_results: pending.tx_results,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsat_core::action::Transfer;
+    use ipsat_core::{Action, Address, Amount};
+
+    use super::*;
+
+    fn tx(n: u8, size: usize) -> Arc<VerifiedTx> {
+        Arc::new(VerifiedTx {
+            hash: [n; 32],
+            sender: Address([n; 20]),
+            nonce: 0,
+            fee: Amount::ZERO,
+            action: Action::Transfer(Transfer {
+                to: Address([0; 20]),
+                amount: Amount::from_atto(1),
+            }),
+            size,
+        })
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes_and_evicts_the_oldest_first() {
+        let cost = cached_cost(&tx(0, 1000));
+        let cache = VerifiedCache::new(3 * cost);
+        cache.insert_all((1..=3).map(|n| tx(n, 1000)));
+        assert_eq!(cache.bytes(), 3 * cost);
+        cache.insert_all([tx(4, 1000)]);
+        assert_eq!(cache.bytes(), 3 * cost);
+        assert!(cache.get(&[1; 32]).is_none(), "the oldest went first");
+        assert!((2..=4).all(|n| cache.get(&[n; 32]).is_some()));
+
+        // One large transaction pushes out as many small ones as it needs.
+        cache.insert_all([tx(5, 2500)]);
+        assert!(cache.bytes() <= 3 * cost);
+        assert!(cache.get(&[5; 32]).is_some());
+        assert!(cache.get(&[2; 32]).is_none() && cache.get(&[3; 32]).is_none());
+
+        // Taking frees its bytes; inserting the same transaction twice charges it once.
+        assert!(cache.take(&[5; 32]).is_some());
+        cache.insert_all([tx(4, 1000), tx(4, 1000)]);
+        assert_eq!(cache.bytes(), cost);
+    }
+
+    #[test]
+    fn the_eviction_queue_stays_proportional_to_the_cache() {
+        let cache = VerifiedCache::new(usize::MAX);
+        for round in 0..20u8 {
+            let batch: Vec<_> = (0..200u8)
+                .map(|n| {
+                    let mut entry = (*tx(n, 10)).clone();
+                    entry.hash[0] = round;
+                    entry.hash[1] = n;
+                    Arc::new(entry)
+                })
+                .collect();
+            let hashes: Vec<TxHash> = batch.iter().map(|t| t.hash).collect();
+            cache.insert_all(batch);
+            for hash in &hashes {
+                cache.take(hash);
+            }
+        }
+        let entries = lock(&cache.entries);
+        assert!(entries.map.is_empty());
+        assert!(
+            entries.order.len() <= 1024 + 2 * 200,
+            "{}",
+            entries.order.len()
+        );
     }
 }

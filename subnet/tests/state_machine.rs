@@ -489,3 +489,21 @@ fn outside_data_queued_for_a_proposal_goes_first_and_garbage_is_dropped() {
         .iter()
         .all(|v| v.app.proposal_inputs().take().is_empty()));
 }
+
+#[test]
+fn a_transaction_dropped_at_recheck_leaves_the_verified_cache() {
+    let mut n = node();
+    let first = signed(1, 0, transfer(addr(2), 1));
+    let second = signed(1, 1, transfer(addr(2), 1));
+    assert_eq!(n.check_code(&first), 0);
+    assert_eq!(n.check_code(&second), 0);
+    let admitted = n.app().verified_cache_bytes();
+    // Another transaction spends nonce 0 first, as a competing client's would.
+    n.block(&[signed(1, 0, transfer(addr(3), 1))]);
+    assert_eq!(n.app().verified_cache_bytes(), admitted);
+    // CometBFT's recheck after the commit: the first is refused and dropped, the second stays.
+    assert_eq!(n.check_code(&first), 4);
+    assert_eq!(n.check_code(&second), 0);
+    let kept = n.app().verified_cache_bytes();
+    assert!(kept > 0 && kept < admitted, "{kept} of {admitted}");
+}
