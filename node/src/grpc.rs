@@ -20,6 +20,9 @@ use crate::cometbft::{CometRpc, RpcError};
 
 type ApiStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// Longest event kind a `StreamEvents` filter may name; kinds are short words.
+const MAX_EVENT_KIND_BYTES: usize = 64;
+
 /// Longest key a query may name; keyspaces cannot allow longer ones.
 const MAX_QUERY_KEY_BYTES: usize = ipsat_core::action::MAX_KEY_LIMIT as usize;
 
@@ -278,11 +281,23 @@ impl QueryService for Api {
         request: Request<pb::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let kind = request.into_inner().kind;
+        if kind.len() > MAX_EVENT_KIND_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "event kind filter of {} bytes; at most {MAX_EVENT_KIND_BYTES}",
+                kind.len()
+            )));
+        }
         let mut blocks = self.committed.subscribe();
         let (events, stream) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             loop {
-                let block = match blocks.recv().await {
+                // Wait for the client's departure as well as for blocks: a filter that never
+                // matches would otherwise keep this task and its subscription forever.
+                let received = tokio::select! {
+                    received = blocks.recv() => received,
+                    () = events.closed() => return,
+                };
+                let block = match received {
                     Ok(block) => block,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         let lagged = format!("stream fell {n} blocks behind; reconnect");
@@ -311,5 +326,69 @@ impl QueryService for Api {
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(stream);
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsat_subnet::Store;
+
+    use super::*;
+
+    fn api(dir: &std::path::Path) -> Api {
+        Api {
+            query: StateQuery::new(Arc::new(Store::open(dir).unwrap())),
+            rpc: CometRpc::new("http://127.0.0.1:1"),
+            committed: broadcast::channel(16).0,
+            chain_id: "test".into(),
+            commit_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn empty_block(height: u64) -> Arc<CommittedBlock> {
+        Arc::new(CommittedBlock {
+            height,
+            block_hash: Vec::new(),
+            app_hash: [0; 32],
+            state_root: [0; 32],
+            history_root: [0; 32],
+            tx_results: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_whose_filter_never_matches_ends_when_the_client_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        let request = pb::StreamEventsRequest {
+            kind: "never-emitted".into(),
+        };
+        let stream = api.stream_events(Request::new(request)).await.unwrap();
+        assert_eq!(api.committed.receiver_count(), 1);
+        drop(stream);
+        for height in 1..=100 {
+            let _ = api.committed.send(empty_block(height));
+            if api.committed.receiver_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the stream's task and subscription outlived the client");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_event_filter_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        let request = pb::StreamEventsRequest {
+            kind: "k".repeat(MAX_EVENT_KIND_BYTES + 1),
+        };
+        let status = api
+            .stream_events(Request::new(request))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(api.committed.receiver_count(), 0);
     }
 }
