@@ -174,23 +174,6 @@ fn deliver(state: &mut StateDelta<'_>, tx: &VerifiedTx) -> Result<Delivery, Stat
     }
 }
 
-/// Runs every component's `begin_block` (`end` false) or `end_block` hook, in order.
-fn block_hooks(
-    state: &mut StateDelta<'_>,
-    block: &BlockContext,
-    effects: &mut BlockEffects,
-    end: bool,
-) -> Result<(), StateError> {
-    for component in components::ALL {
-        if end {
-            component.end_block(state, block, effects)?;
-        } else {
-            component.begin_block(state, block, effects)?;
-        }
-    }
-    Ok(())
-}
-
 fn committed_at(height: u64, state_root: Hash32, history: &HistoryAccumulator) -> Committed {
     let history_root = history.root();
     Committed {
@@ -428,7 +411,9 @@ impl SubnetApp {
             .collect();
         let mut state = StateDelta::new(&*self.store);
         let mut effects = BlockEffects::default();
-        block_hooks(&mut state, block, &mut effects, false)?;
+        for component in components::ALL {
+            component.begin_block(&mut state, block, &mut effects)?;
+        }
         let mut tx_results = Vec::with_capacity(txs.len());
         for (raw, tx) in txs.iter().zip(verified) {
             let result = match tx {
@@ -440,7 +425,9 @@ impl SubnetApp {
             };
             tx_results.push(result);
         }
-        block_hooks(&mut state, block, &mut effects, true)?;
+        for component in components::ALL {
+            component.end_block(&mut state, block, &mut effects)?;
+        }
         let changes = state.into_changes();
         let (root, tree_update) = self.store.compute_root(&changes, block.height)?;
         let history_nodes = history.append(block.height, &root.0);
