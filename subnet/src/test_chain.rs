@@ -28,7 +28,10 @@ use crate::SubnetApp;
 /// Largest proposal the test chain builds, as CometBFT's default `max_bytes`.
 const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 
-/// Seconds between blocks in the test chain's clock.
+/// The test chain's genesis time (November 2023), in nanoseconds since the epoch.
+const GENESIS_TIME_NANOS: i64 = 1_700_000_000_000_000_000;
+
+/// Nanoseconds between blocks in the test chain's clock.
 const BLOCK_INTERVAL_NANOS: i64 = 1_000_000_000;
 
 /// One validator of a [`TestChain`].
@@ -45,7 +48,6 @@ pub struct TestValidator {
 pub struct TestChain {
     validators: Vec<TestValidator>,
     last_commit: ExtendedCommit,
-    genesis_time_nanos: i64,
 }
 
 /// A failure of the flow: an app error, or validators that disagree.
@@ -109,7 +111,6 @@ impl TestChain {
         let chain = Self {
             validators,
             last_commit: ExtendedCommit::default(),
-            genesis_time_nanos: 1_700_000_000_000_000_000,
         };
         chain.same_app_hash(0)?;
         Ok(chain)
@@ -170,7 +171,7 @@ impl TestChain {
         let proposer = (height as usize) % self.validators.len();
         let mut context = BlockContext {
             height,
-            time_unix_nanos: self.genesis_time_nanos + height as i64 * BLOCK_INTERVAL_NANOS,
+            time_unix_nanos: GENESIS_TIME_NANOS + height as i64 * BLOCK_INTERVAL_NANOS,
             proposer: self.validators[proposer].address,
             block_hash: Vec::new(),
         };
