@@ -115,10 +115,20 @@ log "btcd + btcctl ${BTCD_VERSION} at $GOBIN/btcd, $GOBIN/btcctl ($("$GOBIN/btcd
 # devnet/images.sh adds ipsat and cometbft to it without downloading anything.
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$(cd "$(dirname "$0")/.." && pwd)/devnet/containers.conf}"
 BASE_IMAGE="localhost/ipsat-base:bookworm"
+# The Debian mirror this machine's apt already uses (IPSAT_DEBIAN_MIRROR overrides it): the first
+# non-security URI of the deb822 sources, else of sources.list.
+debian_mirror() {
+  if [ -n "${IPSAT_DEBIAN_MIRROR:-}" ]; then echo "$IPSAT_DEBIAN_MIRROR"; return; fi
+  local uri
+  uri="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }')"
+  [ -n "$uri" ] || uri="$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null)"
+  [ -n "$uri" ] || { echo "no Debian mirror in /etc/apt; set IPSAT_DEBIAN_MIRROR" >&2; return 1; }
+  echo "$uri"
+}
 if ! podman image exists "$BASE_IMAGE"; then
   log "building $BASE_IMAGE with debootstrap (minbase)"
   rootfs="$(mktemp -d)"
-  debootstrap --variant=minbase bookworm "$rootfs" "${IPSAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+  debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >/dev/null
   tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
 fi
