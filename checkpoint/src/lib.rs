@@ -1,13 +1,23 @@
-//! Checkpoint-side commitments of IPsatoshi that are pure data and hashing.
+//! Checkpoint-side commitments of IPsatoshi: pure data, hashing and signatures.
 //!
-//! Owns the **history accumulator**: a Merkle mountain range over every block's
-//! `(height, state_root)`, whose root a subnet commits to in its app hash (and later in its
-//! checkpoints), so any past state is provable from any later commitment with a logarithmic
-//! proof. Checkpoint types, quorum certificates and blocktree proofs will live here too.
+//! Owns the **checkpoint** (the ten fields the RSK gateway defines, Solidity ABI encoded, so
+//! its digest is the contract's), the **BLS12-381 keys, signatures and quorum certificates**
+//! that certify it, and the **history accumulator**: a Merkle mountain range over every
+//! block's `(height, state_root)`, whose root a subnet commits to in its app hash and in its
+//! checkpoints, so any past state is provable from any later commitment.
 //!
-//! This crate has no storage and no networking: callers persist the nodes that
-//! [`HistoryAccumulator::append`] returns and hand them back to build proofs.
+//! This crate has no storage, no networking and no clock, and must not depend on the state
+//! machine or the node: callers persist what it returns and hand it back.
 
+pub mod bls;
+pub mod certificate;
+pub mod checkpoint;
 mod history;
 
+pub use bls::{BlsError, BlsPublicKey, BlsSecretKey, BlsSignature};
+pub use certificate::{is_quorum, Certificate, CertificateError, Signer};
+pub use checkpoint::{
+    keccak256, Checkpoint, CheckpointDigest, CheckpointDomain, CheckpointHash, SubnetHash,
+    ValidatorSetHash,
+};
 pub use history::{Hash32, HistoryAccumulator, HistoryError, HistoryNode, HistoryProof};
