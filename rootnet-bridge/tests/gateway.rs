@@ -9,6 +9,7 @@ use std::time::Duration;
 use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
+use ipsat_checkpoint::{CheckpointDomain, CheckpointHash, SubnetHash, ValidatorSetHash};
 use ipsat_rootnet_bridge::contract::IpsatGateway::{self, Checkpoint, Release};
 use ipsat_rootnet_bridge::{merkle, BridgeError, Gateway, GatewayConfig};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
@@ -151,11 +152,39 @@ async fn next_checkpoint(net: &Net, subnet: B256, cross_msgs_root: B256, count: 
 /// Signatures of `signers` (indices into the ascending set), concatenated in that order.
 async fn sign(net: &Net, cp: &Checkpoint, set: &[Validator], signers: &[usize]) -> Bytes {
     let digest = net.admin.checkpoint_digest(cp).await.unwrap();
+    assert_eq!(
+        digest.0,
+        rust_checkpoint(cp).digest(&domain(net)).0,
+        "ipsat-checkpoint computes the contract's digest"
+    );
     let mut out = Vec::new();
     for &i in signers {
         out.extend_from_slice(&set[i].key.sign_hash_sync(&digest).unwrap().as_bytes());
     }
     out.into()
+}
+
+fn domain(net: &Net) -> CheckpointDomain {
+    CheckpointDomain {
+        chain_id: 33,
+        verifier: net.admin.address().into_array(),
+    }
+}
+
+/// The same checkpoint as `ipsat-checkpoint` holds it, to compare hashes with the contract's.
+fn rust_checkpoint(cp: &Checkpoint) -> ipsat_checkpoint::Checkpoint {
+    ipsat_checkpoint::Checkpoint {
+        subnet: SubnetHash(cp.subnetId.0),
+        height: cp.height,
+        block_hash: cp.blockHash.0,
+        state_root: cp.stateRoot.0,
+        history_root: cp.historyRoot.0,
+        cross_msgs_root: cp.crossMsgsRoot.0,
+        cross_msgs_count: cp.crossMsgsCount,
+        next_validator_set_hash: ValidatorSetHash(cp.nextValidatorSetHash.0),
+        configuration_number: cp.configurationNumber,
+        previous: CheckpointHash(cp.previousCheckpointHash.0),
+    }
 }
 
 fn set_of(set: &[Validator]) -> (Vec<Address>, Vec<U256>) {
@@ -194,7 +223,26 @@ async fn lifecycle(n: usize, port: u16) {
     );
     let set = validators(&net, n).await;
     join_all(&net, subnet, &set).await;
-    assert!(info(&net, subnet).await.active);
+    let joined = info(&net, subnet).await;
+    assert!(joined.active);
+    assert_eq!(subnet.0, SubnetHash::of_path("/r33/alpha").0);
+    let members: Vec<([u8; 20], u128)> = set
+        .iter()
+        .map(|v| (v.key.address().into_array(), v.power.to::<u128>()))
+        .collect();
+    let set_hash: B256 = net
+        .admin
+        .view(
+            "validatorSetHashAt",
+            &IpsatGateway::validatorSetHashAtCall {
+                subnetId: subnet,
+                configurationNumber: joined.configurationNumber,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(set_hash.0, ValidatorSetHash::of(&members).0);
 
     // Deposits: locked in the gateway and visible to the subnet as Funded events.
     let recipient = Address::repeat_byte(0x42);
