@@ -9,6 +9,8 @@
 
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
 
+use ipsat_checkpoint::{BlsPublicKey, BlsSignature};
+
 use crate::error::TxError;
 use crate::types::{is_valid_name, Address, Amount};
 
@@ -18,6 +20,12 @@ pub const MAX_KEY_LIMIT: u32 = 1024;
 pub const MAX_VALUE_LIMIT: u32 = 64 * 1024;
 /// Most writers an allow-list keyspace may name.
 pub const MAX_WRITERS: usize = 64;
+/// Most validators a child subnet may have (its certificates' bitmaps and CometBFT's
+/// validator set stay small).
+pub const MAX_SUBNET_VALIDATORS: u32 = 100;
+/// Atto-RBTC per unit of CometBFT voting power: a validator's power is its collateral in
+/// gwei, so the whole RBTC supply stays far below CometBFT's total-power limit of 2^60.
+pub const ATTO_PER_POWER: u128 = 1_000_000_000;
 
 /// A message that passed its stateless checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +38,14 @@ pub enum Action {
     KvPut(KvPut),
     /// Delete a key.
     KvDelete(KvDelete),
+    /// Register a child subnet.
+    SubnetCreate(SubnetCreate),
+    /// Join a child subnet as a validator.
+    SubnetJoin(SubnetJoin),
+    /// Leave a child subnet.
+    SubnetLeave(SubnetLeave),
+    /// Retire a child subnet.
+    SubnetKill(SubnetKill),
 }
 
 impl TryFrom<Msg> for Action {
@@ -41,6 +57,14 @@ impl TryFrom<Msg> for Action {
             Msg::KeyspaceCreate(m) => Action::KeyspaceCreate(m.try_into()?),
             Msg::KvPut(m) => Action::KvPut(m.try_into()?),
             Msg::KvDelete(m) => Action::KvDelete(m.try_into()?),
+            Msg::SubnetCreate(m) => Action::SubnetCreate(m.try_into()?),
+            Msg::SubnetJoin(m) => Action::SubnetJoin(m.try_into()?),
+            Msg::SubnetLeave(m) => Action::SubnetLeave(SubnetLeave {
+                subnet: child_name(m.subnet)?,
+            }),
+            Msg::SubnetKill(m) => Action::SubnetKill(SubnetKill {
+                subnet: child_name(m.subnet)?,
+            }),
         })
     }
 }
@@ -328,4 +352,131 @@ mod tests {
             Err(10)
         );
     }
+}
+
+fn child_name(name: String) -> Result<String, TxError> {
+    if is_valid_name(&name) {
+        Ok(name)
+    } else {
+        Err(TxError::SubnetNotFound(name))
+    }
+}
+
+fn invalid_params(why: String) -> TxError {
+    TxError::InvalidSubnetParams(why)
+}
+
+/// A child subnet's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetCreate {
+    /// `[a-z0-9-]{1,32}`.
+    pub name: String,
+    /// `1..=MAX_SUBNET_VALIDATORS`.
+    pub min_validators: u32,
+    /// At least [`ATTO_PER_POWER`], so every member has power.
+    pub min_collateral: Amount,
+    /// At least 1.
+    pub checkpoint_period: u64,
+    /// Parent blocks a leaver's collateral stays locked after confirmation.
+    pub leave_delay: u64,
+}
+
+impl TryFrom<pb::SubnetCreate> for SubnetCreate {
+    type Error = TxError;
+
+    fn try_from(msg: pb::SubnetCreate) -> Result<Self, TxError> {
+        if !is_valid_name(&msg.name) {
+            return Err(invalid_params(format!(
+                "name {:?} must match [a-z0-9-]{{1,32}}",
+                msg.name
+            )));
+        }
+        if !(1..=MAX_SUBNET_VALIDATORS).contains(&msg.min_validators) {
+            return Err(invalid_params(format!(
+                "min_validators must be 1..={MAX_SUBNET_VALIDATORS}, got {}",
+                msg.min_validators
+            )));
+        }
+        let min_collateral: Amount = msg.min_collateral.parse().map_err(|_| {
+            TxError::InvalidAmount(format!("min_collateral {:?}", msg.min_collateral))
+        })?;
+        if min_collateral.atto() < ATTO_PER_POWER {
+            return Err(invalid_params(format!(
+                "min_collateral must be at least {ATTO_PER_POWER} atto (one unit of power)"
+            )));
+        }
+        if msg.checkpoint_period == 0 {
+            return Err(invalid_params(
+                "checkpoint_period must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            name: msg.name,
+            min_validators: msg.min_validators,
+            min_collateral,
+            checkpoint_period: msg.checkpoint_period,
+            leave_delay: msg.leave_delay,
+        })
+    }
+}
+
+/// A validator's request to join, with keys whose stateless checks passed: the BLS key is in
+/// the prime-order subgroup and its proof of possession verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetJoin {
+    /// The child's name.
+    pub subnet: String,
+    /// Locked from the signer's balance; positive.
+    pub collateral: Amount,
+    /// The CometBFT ed25519 consensus key.
+    pub cometbft_key: [u8; 32],
+    /// The validated BLS key.
+    pub bls_key: BlsPublicKey,
+}
+
+impl TryFrom<pb::SubnetJoin> for SubnetJoin {
+    type Error = TxError;
+
+    fn try_from(msg: pb::SubnetJoin) -> Result<Self, TxError> {
+        let subnet = child_name(msg.subnet)?;
+        let collateral: Amount = msg
+            .collateral
+            .parse()
+            .map_err(|_| TxError::InvalidAmount(format!("collateral {:?}", msg.collateral)))?;
+        let cometbft_key: [u8; 32] = msg.cometbft_key.as_slice().try_into().map_err(|_| {
+            TxError::InvalidValidatorKey("cometbft_key must be a 32-byte ed25519 key".into())
+        })?;
+        if cometbft_key == [0; 32] {
+            return Err(TxError::InvalidValidatorKey(
+                "cometbft_key is all zeros".into(),
+            ));
+        }
+        let bls_key = BlsPublicKey::from_compressed(&msg.bls_key)
+            .map_err(|e| TxError::InvalidValidatorKey(format!("bls_key: {e}")))?;
+        let pop = BlsSignature::from_bytes(&msg.bls_pop)
+            .map_err(|e| TxError::InvalidValidatorKey(format!("bls_pop: {e}")))?;
+        bls_key.verify_possession(&pop).map_err(|_| {
+            TxError::InvalidValidatorKey("bls_pop does not prove possession of bls_key".into())
+        })?;
+        Ok(Self {
+            subnet,
+            collateral,
+            cometbft_key,
+            bls_key,
+        })
+    }
+}
+
+/// A member's departure from a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetLeave {
+    /// The child's name.
+    pub subnet: String,
+}
+
+/// The retirement of a child with no members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetKill {
+    /// The child's name.
+    pub subnet: String,
 }

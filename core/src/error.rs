@@ -70,6 +70,40 @@ pub enum TxError {
     KeyNotFound(String),
     #[error("transaction of {got} bytes exceeds the limit of {max}")]
     TxTooLarge { max: usize, got: usize },
+    #[error("invalid subnet parameters: {0}")]
+    InvalidSubnetParams(String),
+    #[error("a child subnet named {0:?} already exists")]
+    SubnetExists(String),
+    #[error("no child subnet named {0:?}")]
+    SubnetNotFound(String),
+    #[error("{0} is already a member of this subnet")]
+    AlreadyMember(Address),
+    #[error("{0} is not a member of this subnet")]
+    NotMember(Address),
+    #[error("collateral {got} is below the subnet's minimum {min}")]
+    CollateralTooLow { min: Amount, got: Amount },
+    #[error("invalid validator key: {0}")]
+    InvalidValidatorKey(String),
+    #[error("this {0} key is already registered by another member")]
+    DuplicateValidatorKey(&'static str),
+    #[error("subnet {name:?} is {status}: {why}")]
+    WrongSubnetStatus {
+        name: String,
+        status: &'static str,
+        why: &'static str,
+    },
+    #[error("only the creator {creator} may do this")]
+    NotCreator { creator: Address },
+    #[error("subnet {0:?} already has the maximum number of validators")]
+    SubnetFull(String),
+    #[error("only a block proposer may include this transaction")]
+    ProposerOnly,
+    #[error("checkpoint out of order: expected height {expected}, got {got}")]
+    CheckpointOutOfOrder { expected: u64, got: u64 },
+    #[error("checkpoint does not match: {0}")]
+    CheckpointMismatch(String),
+    #[error("invalid checkpoint certificate: {0}")]
+    InvalidCertificate(String),
 }
 
 impl TxError {
@@ -92,6 +126,21 @@ impl TxError {
             TxError::InvalidKeyspace(_) => 14,
             TxError::KeyNotFound(_) => 15,
             TxError::TxTooLarge { .. } => 16,
+            TxError::InvalidSubnetParams(_) => 100,
+            TxError::SubnetExists(_) => 101,
+            TxError::SubnetNotFound(_) => 102,
+            TxError::AlreadyMember(_) => 103,
+            TxError::NotMember(_) => 104,
+            TxError::CollateralTooLow { .. } => 105,
+            TxError::InvalidValidatorKey(_) => 106,
+            TxError::DuplicateValidatorKey(_) => 107,
+            TxError::WrongSubnetStatus { .. } => 108,
+            TxError::NotCreator { .. } => 109,
+            TxError::SubnetFull(_) => 110,
+            TxError::ProposerOnly => 200,
+            TxError::CheckpointOutOfOrder { .. } => 201,
+            TxError::CheckpointMismatch(_) => 202,
+            TxError::InvalidCertificate(_) => 203,
         }
     }
 
@@ -114,6 +163,21 @@ impl TxError {
             TxError::InvalidKeyspace(_) => "invalid_keyspace",
             TxError::KeyNotFound(_) => "key_not_found",
             TxError::TxTooLarge { .. } => "tx_too_large",
+            TxError::InvalidSubnetParams(_) => "invalid_subnet_params",
+            TxError::SubnetExists(_) => "subnet_exists",
+            TxError::SubnetNotFound(_) => "subnet_not_found",
+            TxError::AlreadyMember(_) => "already_member",
+            TxError::NotMember(_) => "not_member",
+            TxError::CollateralTooLow { .. } => "collateral_too_low",
+            TxError::InvalidValidatorKey(_) => "invalid_validator_key",
+            TxError::DuplicateValidatorKey(_) => "duplicate_validator_key",
+            TxError::WrongSubnetStatus { .. } => "wrong_subnet_status",
+            TxError::NotCreator { .. } => "not_creator",
+            TxError::SubnetFull(_) => "subnet_full",
+            TxError::ProposerOnly => "proposer_only",
+            TxError::CheckpointOutOfOrder { .. } => "checkpoint_out_of_order",
+            TxError::CheckpointMismatch(_) => "checkpoint_mismatch",
+            TxError::InvalidCertificate(_) => "invalid_certificate",
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns what every party to a subnet must agree on without running one: the newtypes
 //! ([`SubnetId`], [`Address`], [`Amount`]), the validated messages a transaction may carry
-//! ([`action`]), transaction encoding, signing and stateless verification ([`tx`]), the result
+//! ([`action`]), transaction encoding, signing and stateless verification ([`tx`]), the
+//! certificate-carrying system transactions and vote extensions ([`system`]), the result
 //! codes ([`TxError`]), and the verification of state proofs against an app hash ([`proof`]).
 //!
 //! Clients, the load generator, tests and light verifiers depend on this crate alone. It must
@@ -11,11 +12,13 @@
 pub mod action;
 pub mod error;
 pub mod proof;
+pub mod system;
 pub mod tx;
 pub mod types;
 
 pub use action::Action;
 pub use error::{TxError, CODESPACE};
 pub use proof::{app_hash, verify_state_proof, Hash32, ProofError};
+pub use system::{CheckpointVote, SystemTx};
 pub use tx::{TxHash, VerifiedTx};
 pub use types::{Address, Amount, ParseError, SubnetId};

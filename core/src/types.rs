@@ -29,6 +29,16 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// The 20-byte CometBFT address of an ed25519 consensus key: the first 20 bytes of its
+/// SHA-256, which is how votes name their validator.
+pub fn cometbft_address(ed25519_key: &[u8; 32]) -> [u8; 20] {
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(ed25519_key).into();
+    let mut address = [0u8; 20];
+    address.copy_from_slice(&digest[..20]);
+    address
+}
+
 /// Path of a subnet in the blocktree: `/r<rsk-chain-id>/<name>/<name>...`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -38,6 +48,22 @@ impl SubnetId {
     /// The path, e.g. `/r33/alpha`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The child `name` of this subnet.
+    pub fn child(&self, name: &str) -> Result<SubnetId, ParseError> {
+        format!("{}/{name}", self.0).parse()
+    }
+
+    /// The `bytes32` id the gateway and checkpoints use: keccak256 of the path.
+    pub fn hash(&self) -> ipsat_checkpoint::SubnetHash {
+        ipsat_checkpoint::SubnetHash::of_path(&self.0)
+    }
+
+    /// The CometBFT chain id of this subnet: `ipsat-` and the first 8 bytes of its hash in hex,
+    /// since a path can exceed CometBFT's 50 characters.
+    pub fn chain_id(&self) -> String {
+        format!("ipsat-{}", hex::encode(&self.hash().0[..8]))
     }
 
     /// The RSK chain id at the root of this subnet's tree.

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
+use ipsat_core::system::is_system;
 use ipsat_core::CODESPACE;
+use ipsat_subnet::components::checkpoints::VoteError;
 use ipsat_subnet::context::{ConsensusParamUpdates, ValidatorAddress, ValidatorUpdate};
 use ipsat_subnet::{
     AppError, BlockContext, CommittedBlock, Event, ExtendedCommit, ExtendedVote, SubnetApp,
@@ -238,7 +240,14 @@ impl Application for AbciApp {
         let txs = request.txs.into_iter().map(|tx| tx.to_vec()).collect();
         let kept = self
             .app
-            .prepare_proposal(&block, &last_commit, txs, max_bytes);
+            .prepare_proposal(&block, &last_commit, txs, max_bytes)
+            .unwrap_or_else(|e| fatal("PrepareProposal", e));
+        if kept.first().is_some_and(|tx| is_system(tx)) {
+            tracing::info!(
+                height = request.height,
+                "proposing with checkpoint certificates"
+            );
+        }
         abci::ResponsePrepareProposal {
             txs: kept.into_iter().map(Into::into).collect(),
         }
@@ -278,8 +287,15 @@ impl Application for AbciApp {
             &request.proposer_address,
             &request.hash,
         );
+        let extension = self
+            .app
+            .extend_vote(&block)
+            .unwrap_or_else(|e| fatal("ExtendVote", e));
+        if !extension.is_empty() {
+            self.metrics.record_checkpoint_signed();
+        }
         abci::ResponseExtendVote {
-            vote_extension: self.app.extend_vote(&block).into(),
+            vote_extension: extension.into(),
         }
     }
 
@@ -287,10 +303,22 @@ impl Application for AbciApp {
         &self,
         request: abci::RequestVerifyVoteExtension,
     ) -> abci::ResponseVerifyVoteExtension {
-        let status = if self.app.verify_vote_extension(&request.vote_extension) {
-            VerifyStatus::Accept
-        } else {
-            VerifyStatus::Reject
+        let validator = validator_address(&request.validator_address);
+        let status = match self
+            .app
+            .verify_vote_extension(&validator, &request.vote_extension)
+        {
+            Ok(()) => VerifyStatus::Accept,
+            Err(VoteError::State(e)) => fatal("VerifyVoteExtension", e.into()),
+            Err(error) => {
+                tracing::warn!(
+                    height = request.height,
+                    validator = %hex::encode(validator),
+                    %error,
+                    "refusing a vote extension"
+                );
+                VerifyStatus::Reject
+            }
         };
         abci::ResponseVerifyVoteExtension {
             status: status as i32,

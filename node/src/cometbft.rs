@@ -45,6 +45,7 @@ pub struct HeaderInfo {
     pub app_hash: Vec<u8>,
     pub chain_id: String,
     pub num_txs: u64,
+    pub time: String,
 }
 
 fn hex_field(value: &Value, what: &str) -> Result<Vec<u8>, RpcError> {
@@ -126,6 +127,7 @@ impl CometRpc {
             num_txs: result["block"]["data"]["txs"]
                 .as_array()
                 .map_or(0, |txs| txs.len() as u64),
+            time: header["time"].as_str().unwrap_or_default().to_owned(),
         })
     }
 }

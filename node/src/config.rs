@@ -27,6 +27,42 @@ pub struct Config {
     pub cometbft: CometConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub checkpoints: CheckpointsConfig,
+}
+
+/// `[checkpoints]`: signing this subnet's checkpoints and delivering children's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointsConfig {
+    /// The BLS key file (relative to the home) this validator signs checkpoints with; absent
+    /// on a node that does not sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bls_key: Option<PathBuf>,
+    /// Children whose certified checkpoints this node pulls and proposes.
+    pub children: Vec<ChildEndpoint>,
+    /// How often the children are polled.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for CheckpointsConfig {
+    fn default() -> Self {
+        Self {
+            bls_key: None,
+            children: Vec::new(),
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+/// A child subnet and a gRPC endpoint of one of its nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChildEndpoint {
+    /// The child's name under this subnet.
+    pub name: String,
+    /// e.g. `http://127.0.0.1:9190`.
+    pub grpc: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,6 +226,23 @@ mod tests {
                 c.cometbft.rpc = "http://127.0.0.1:1".into();
                 c
             }),
+            ("[checkpoints]\n", defaults.clone()),
+            ("[checkpoints]\nbls_key = \"config/bls_key.json\"\n", {
+                let mut c = defaults.clone();
+                c.checkpoints.bls_key = Some("config/bls_key.json".into());
+                c
+            }),
+            (
+                "[[checkpoints.children]]\nname = \"beta\"\ngrpc = \"http://127.0.0.1:1\"\n",
+                {
+                    let mut c = defaults.clone();
+                    c.checkpoints.children.push(ChildEndpoint {
+                        name: "beta".into(),
+                        grpc: "http://127.0.0.1:1".into(),
+                    });
+                    c
+                },
+            ),
         ] {
             std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
             assert_eq!(Config::load(dir.path()).unwrap(), expected, "{text}");

@@ -61,6 +61,16 @@ fn address(bytes: &[u8]) -> Result<Address, Status> {
     })
 }
 
+fn child_name(name: &str) -> Result<(), Status> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "subnet name {name:?} must match [a-z0-9-]{{1,32}}"
+        )))
+    }
+}
+
 fn keyspace_name(name: &str) -> Result<(), Status> {
     if is_valid_name(name) {
         Ok(())
@@ -256,6 +266,7 @@ impl QueryService for Api {
             app_hash: header.app_hash,
             chain_id: header.chain_id,
             num_txs: header.num_txs,
+            time: header.time,
         }))
     }
 
@@ -327,6 +338,117 @@ impl QueryService for Api {
         let stream = tokio_stream::wrappers::ReceiverStream::new(stream);
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn get_subnet(
+        &self,
+        request: Request<pb::GetSubnetRequest>,
+    ) -> Result<Response<pb::GetSubnetResponse>, Status> {
+        let name = request.into_inner().name;
+        child_name(&name)?;
+        let query = self.query.clone();
+        let lookup = name.clone();
+        match blocking(move || query.subnet(&lookup)).await? {
+            Some((subnet, height)) => Ok(Response::new(pb::GetSubnetResponse {
+                subnet: Some(subnet),
+                height,
+            })),
+            None => Err(Status::not_found(format!("no child subnet named {name:?}"))),
+        }
+    }
+
+    async fn list_subnets(
+        &self,
+        _request: Request<pb::ListSubnetsRequest>,
+    ) -> Result<Response<pb::ListSubnetsResponse>, Status> {
+        let query = self.query.clone();
+        let (subnets, height) = blocking(move || query.subnets()).await?;
+        Ok(Response::new(pb::ListSubnetsResponse { subnets, height }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let request = request.into_inner();
+        let query = self.query.clone();
+        let child = request.child.clone();
+        if !child.is_empty() {
+            child_name(&child)?;
+        }
+        let response = blocking(move || match child.as_str() {
+            "" => query.own_checkpoint(request.height),
+            name => query.child_checkpoint(name, request.height),
+        })
+        .await?;
+        if response.checkpoint.is_some() {
+            return Ok(Response::new(response));
+        }
+        let whose = match request.child.as_str() {
+            "" => "this subnet".to_owned(),
+            name => format!("child {name:?}"),
+        };
+        Err(Status::not_found(match request.height {
+            0 => format!("{whose} has no checkpoint yet"),
+            h => format!("{whose} has no checkpoint at height {h}"),
+        }))
+    }
+
+    type StreamCheckpointsStream = ApiStream<pb::Checkpoint>;
+
+    async fn stream_checkpoints(
+        &self,
+        request: Request<pb::StreamCheckpointsRequest>,
+    ) -> Result<Response<Self::StreamCheckpointsStream>, Status> {
+        let from = request.into_inner().from_height;
+        // Subscribe before reading so a checkpoint certified meanwhile is not missed.
+        let mut blocks = self.committed.subscribe();
+        let query = self.query.clone();
+        let progress = query.clone();
+        let Some((period, last)) = blocking(move || progress.checkpoint_progress()).await? else {
+            return Err(Status::failed_precondition(
+                "this subnet cuts no checkpoints",
+            ));
+        };
+        let mut next = match from {
+            0 => last + period,
+            h => h.div_ceil(period) * period,
+        };
+        let (sender, stream) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                loop {
+                    let reader = query.clone();
+                    let height = next;
+                    let checkpoint = match blocking(move || reader.own_checkpoint(height)).await {
+                        Ok(pb::GetCheckpointResponse {
+                            checkpoint: Some(cp),
+                            ..
+                        }) if cp.certificate.is_some() => cp,
+                        Ok(_) => break,
+                        Err(status) => {
+                            let _ = sender.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    if sender.send(Ok(checkpoint)).await.is_err() {
+                        return;
+                    }
+                    next += period;
+                }
+                let received = tokio::select! {
+                    received = blocks.recv() => received,
+                    () = sender.closed() => return,
+                };
+                match received {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(stream),
+        )))
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +475,7 @@ mod tests {
             state_root: [0; 32],
             history_root: [0; 32],
             tx_results: Vec::new(),
+            checkpoint_cut: None,
         })
     }
 

@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use ipsat_checkpoint::BlsSecretKey;
 use ipsat_core::tx::address_of;
 use ipsat_core::types::is_valid_name;
 use ipsat_core::Address;
@@ -52,20 +53,67 @@ pub fn store(dir: &Path, name: &str, secret: SecretKey) -> Result<Key> {
         address,
         secret_key: hex::encode(secret.secret_bytes()),
     };
-    let path = key_path(dir, name);
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    out.write_all(&serde_json::to_vec_pretty(&file)?)?;
-    out.sync_all()?;
+    write_private(&key_path(dir, name), &serde_json::to_vec_pretty(&file)?)?;
     Ok(Key {
         name: name.to_owned(),
         address,
         secret,
     })
+}
+
+/// Writes a new secret file with mode 0600, refusing to overwrite one.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating key file {}", path.display()))?;
+    out.write_all(bytes)?;
+    out.sync_all()?;
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlsKeyFile {
+    public_key: String,
+    secret_key: String,
+}
+
+/// Creates a BLS checkpoint signing key at `path` (0600), refusing to overwrite one.
+pub fn create_bls(path: &Path) -> Result<BlsSecretKey> {
+    let mut seed = [0u8; 32];
+    secp256k1::rand::RngCore::fill_bytes(&mut secp256k1::rand::thread_rng(), &mut seed);
+    let secret = BlsSecretKey::from_seed(&seed).context("deriving a BLS key")?;
+    let file = BlsKeyFile {
+        public_key: hex::encode(secret.public_key().to_compressed()),
+        secret_key: hex::encode(secret.to_bytes()),
+    };
+    write_private(path, &serde_json::to_vec_pretty(&file)?)?;
+    Ok(secret)
+}
+
+/// Loads the BLS key at `path`, checking that its public key matches its secret.
+pub fn load_bls(path: &Path) -> Result<BlsSecretKey> {
+    let text =
+        std::fs::read(path).with_context(|| format!("reading BLS key file {}", path.display()))?;
+    let file: BlsKeyFile = serde_json::from_slice(&text)
+        .with_context(|| format!("BLS key file {} is not valid", path.display()))?;
+    let secret = hex::decode(&file.secret_key)
+        .ok()
+        .and_then(|bytes| BlsSecretKey::from_bytes(&bytes).ok())
+        .with_context(|| format!("BLS key file {} holds no valid secret", path.display()))?;
+    if hex::encode(secret.public_key().to_compressed()) != file.public_key {
+        bail!(
+            "BLS key file {} names a public key that is not its secret's",
+            path.display()
+        );
+    }
+    Ok(secret)
 }
 
 pub fn load(dir: &Path, name: &str) -> Result<Key> {
@@ -151,5 +199,25 @@ mod tests {
         assert_eq!(names, ["alice", "bob"]);
         std::fs::write(dir.path().join("bob.json"), b"{\"name\":\"bob\"}").unwrap();
         assert!(load(dir.path(), "bob").is_err());
+    }
+
+    #[test]
+    fn bls_keys_are_private_checked_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/bls_key.json");
+        let key = create_bls(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(load_bls(&path).unwrap().public_key(), key.public_key());
+        assert!(create_bls(&path).is_err(), "overwrote a BLS key");
+        let other = BlsSecretKey::from_seed(&[5; 32]).unwrap();
+        let mut file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        file["public_key"] = hex::encode(other.public_key().to_compressed()).into();
+        std::fs::write(&path, file.to_string()).unwrap();
+        assert!(
+            load_bls(&path).is_err(),
+            "a mismatched public key was accepted"
+        );
     }
 }

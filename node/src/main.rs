@@ -5,10 +5,12 @@
 //! CometBFT (ABCI), to dApps (gRPC) and to operators (CLI, config, metrics).
 
 mod abci;
+mod child_home;
 mod client;
 mod cometbft;
 mod commands;
 mod config;
+mod delivery;
 mod grpc;
 mod keys;
 mod metrics;
@@ -21,9 +23,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use commands::checkpoint::CheckpointCommand;
 use commands::keys::KeysCommand;
 use commands::node::NodeCommand;
 use commands::query::QueryCommand;
+use commands::relay::RelayArgs;
+use commands::subnet::SubnetCommand;
 use commands::testnet::TestnetCommand;
 use commands::tx::TxArgs;
 use commands::Output;
@@ -78,6 +83,14 @@ enum Command {
     Query(QueryCommand),
     /// Show the node's subnet, height and roots.
     Status,
+    /// Child subnets: create, join, leave, kill, list, show, and init a validator's home.
+    #[command(subcommand)]
+    Subnet(SubnetCommand),
+    /// This subnet's checkpoints, or a child's accepted here.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Submit a child's certified checkpoints to its parent (--node) until it has caught up.
+    Relay(RelayArgs),
 }
 
 #[tokio::main]
@@ -100,5 +113,12 @@ async fn main() -> Result<()> {
         Command::Tx(args) => commands::tx::run(args, &keys_dir, &cli.node, cli.output).await,
         Command::Query(command) => commands::query::run(command, &cli.node, cli.output).await,
         Command::Status => commands::status::run(&cli.node, cli.output).await,
+        Command::Subnet(command) => {
+            commands::subnet::run(command, &keys_dir, &cli.node, cli.output).await
+        }
+        Command::Checkpoint(command) => {
+            commands::checkpoint::run(command, &cli.node, cli.output).await
+        }
+        Command::Relay(args) => commands::relay::run(args, &cli.node, cli.output).await,
     }
 }

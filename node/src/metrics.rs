@@ -19,6 +19,20 @@ pub struct Metrics {
     txs_committed_failed: AtomicU64,
     check_tx_accepted: AtomicU64,
     check_tx_rejected: AtomicU64,
+    checkpoint_cut_height: AtomicU64,
+    checkpoint_certified_height: AtomicU64,
+    checkpoint_votes_signed: AtomicU64,
+    child_checkpoints_delivered: AtomicU64,
+    child_checkpoints_accepted: AtomicU64,
+}
+
+/// The `height` attribute of a checkpoint event.
+fn event_height(event: &ipsat_subnet::Event) -> Option<u64> {
+    event
+        .attributes
+        .iter()
+        .find(|(key, _)| *key == "height")
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 impl Metrics {
@@ -28,6 +42,33 @@ impl Metrics {
         self.txs_committed_ok.fetch_add(ok, Relaxed);
         self.txs_committed_failed
             .fetch_add(block.tx_results.len() as u64 - ok, Relaxed);
+        if let Some(height) = block.checkpoint_cut {
+            self.checkpoint_cut_height.store(height, Relaxed);
+            tracing::info!(height, "checkpoint cut");
+        }
+        for event in block.events_of("checkpoint_certified") {
+            let height = event_height(event).unwrap_or_default();
+            self.checkpoint_certified_height.store(height, Relaxed);
+            tracing::info!(height, at = block.height, "checkpoint certified");
+        }
+        for event in block.events_of("checkpoint_accepted") {
+            self.child_checkpoints_accepted.fetch_add(1, Relaxed);
+            let subnet = event.attributes.iter().find(|(k, _)| *k == "subnet");
+            tracing::info!(
+                subnet = subnet.map(|(_, v)| v.as_str()).unwrap_or_default(),
+                height = event_height(event).unwrap_or_default(),
+                at = block.height,
+                "child checkpoint accepted"
+            );
+        }
+    }
+
+    pub fn record_checkpoint_signed(&self) {
+        self.checkpoint_votes_signed.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_child_checkpoint_delivered(&self) {
+        self.child_checkpoints_delivered.fetch_add(1, Relaxed);
     }
 
     pub fn record_check_tx(&self, code: u32) {
@@ -74,6 +115,36 @@ impl Metrics {
             "counter",
             "Transactions refused at CheckTx.",
             self.check_tx_rejected.load(Relaxed),
+        );
+        gauge(
+            "ipsat_checkpoint_cut_height",
+            "gauge",
+            "Height of the latest checkpoint this subnet cut.",
+            self.checkpoint_cut_height.load(Relaxed),
+        );
+        gauge(
+            "ipsat_checkpoint_certified_height",
+            "gauge",
+            "Height of the latest checkpoint of this subnet certified in its own state.",
+            self.checkpoint_certified_height.load(Relaxed),
+        );
+        gauge(
+            "ipsat_checkpoint_votes_signed_total",
+            "counter",
+            "Vote extensions in which this validator signed a checkpoint.",
+            self.checkpoint_votes_signed.load(Relaxed),
+        );
+        gauge(
+            "ipsat_child_checkpoints_delivered_total",
+            "counter",
+            "Certified checkpoints of children this node queued for its proposals.",
+            self.child_checkpoints_delivered.load(Relaxed),
+        );
+        gauge(
+            "ipsat_child_checkpoints_accepted_total",
+            "counter",
+            "Checkpoints of children accepted in this subnet's state.",
+            self.child_checkpoints_accepted.load(Relaxed),
         );
         out
     }

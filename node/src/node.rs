@@ -16,7 +16,9 @@ use tokio::sync::broadcast;
 use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
 use crate::config::{state_db_path, Config};
+use crate::delivery::Delivery;
 use crate::grpc::Api;
+use crate::keys;
 use crate::metrics::{self, Metrics};
 use crate::supervisor::Supervisor;
 
@@ -43,7 +45,17 @@ pub async fn start(home: &Path) -> Result<()> {
     let store = Arc::new(
         Store::open(&db_path).with_context(|| format!("opening state at {}", db_path.display()))?,
     );
-    let app = Arc::new(SubnetApp::open(store.clone()).context("loading the committed state")?);
+    let mut app = SubnetApp::open(store.clone()).context("loading the committed state")?;
+    if let Some(path) = &config.checkpoints.bls_key {
+        let key = keys::load_bls(&home.join(path))?;
+        tracing::info!(
+            bls_key = %hex::encode(key.public_key().to_compressed()),
+            "signing checkpoints in vote extensions"
+        );
+        app = app.with_checkpoint_signer(key);
+    }
+    let app = Arc::new(app);
+    let inputs = app.proposal_inputs().clone();
     if let Some(c) = app.last_committed()? {
         tracing::info!(height = c.height, app_hash = %hex::encode(c.app_hash), "resuming from committed state");
     }
@@ -66,8 +78,26 @@ pub async fn start(home: &Path) -> Result<()> {
     tracing::info!(listen = %config.abci.listen, "ABCI server listening");
 
     let mut supervisor = Supervisor::new();
+    let query = StateQuery::new(store);
+    if !config.checkpoints.children.is_empty() {
+        let delivery = Delivery {
+            children: config.checkpoints.children.clone(),
+            query: query.clone(),
+            inputs,
+            metrics: metrics.clone(),
+            poll_interval: Duration::from_millis(config.checkpoints.poll_interval_ms.max(50)),
+        };
+        let names: Vec<&str> = config
+            .checkpoints
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        tracing::info!(children = ?names, "delivering children's checkpoints");
+        supervisor.spawn("delivery", |shutdown| delivery.run(shutdown));
+    }
     let api = Api {
-        query: StateQuery::new(store),
+        query,
         rpc: CometRpc::new(&config.cometbft.rpc),
         committed,
         chain_id,

@@ -13,7 +13,9 @@ use serde::Serialize;
 use toml_edit::{value, DocumentMut};
 
 use crate::cometbft::run_command;
-use crate::config::{keys_dir, AbciConfig, CometConfig, Config, GrpcConfig, MetricsConfig};
+use crate::config::{
+    keys_dir, AbciConfig, CheckpointsConfig, CometConfig, Config, GrpcConfig, MetricsConfig,
+};
 use crate::keys;
 
 pub struct TestnetSpec {
@@ -141,8 +143,12 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
                 balance: spec.balance,
             })
             .collect(),
+        validators: Vec::new(),
+        checkpoints: None,
+        parent: None,
     };
-    let genesis = patched_genesis(&nodes[0].home.join("cometbft"), spec, &app_state)?;
+    let genesis = patched_genesis(&nodes[0].home.join("cometbft"), &spec.chain_id, &app_state)?;
+    let genesis = serde_json::to_string_pretty(&genesis)?;
 
     for (i, node) in nodes.iter().enumerate() {
         let cometbft_home = node.home.join("cometbft");
@@ -161,23 +167,12 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
             &other_peers.join(","),
             &spec.timeout_commit,
         )?;
-        Config {
-            abci: AbciConfig {
-                listen: (Ipv4Addr::LOCALHOST, node.abci).into(),
-            },
-            grpc: GrpcConfig {
-                listen: (spec.listen_address, node.grpc).into(),
-                ..GrpcConfig::default()
-            },
-            cometbft: CometConfig {
-                binary: spec.cometbft.clone(),
-                rpc: format!("http://127.0.0.1:{}", node.rpc),
-                ..CometConfig::default()
-            },
-            metrics: MetricsConfig {
-                listen: Some((spec.listen_address, node.metrics).into()),
-            },
-        }
+        node_config(
+            node,
+            spec.listen_address,
+            &spec.cometbft,
+            CheckpointsConfig::default(),
+        )
         .write(&node.home)?;
     }
     Ok(TestnetLayout {
@@ -192,20 +187,22 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     })
 }
 
-fn patched_genesis(
+/// The CometBFT genesis generated in `cometbft_home`, with our chain id and `app_state`, and
+/// vote extensions on from the first block.
+pub fn patched_genesis(
     cometbft_home: &Path,
-    spec: &TestnetSpec,
+    chain_id: &str,
     app_state: &Genesis,
-) -> Result<String> {
+) -> Result<serde_json::Value> {
     let path = cometbft_home.join("config/genesis.json");
     let mut genesis: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("parsing {}", path.display()))?;
-    genesis["chain_id"] = spec.chain_id.clone().into();
+    genesis["chain_id"] = chain_id.into();
     genesis["initial_height"] = "1".into();
     genesis["app_state"] = serde_json::to_value(app_state)?;
     // Vote extensions carry checkpoint signatures; they cannot be switched on later.
     genesis["consensus_params"]["abci"]["vote_extensions_enable_height"] = "1".into();
-    Ok(serde_json::to_string_pretty(&genesis)?)
+    Ok(genesis)
 }
 
 /// One peer host per validator: `--hosts` as given, or loopback for all.
@@ -230,7 +227,35 @@ fn peer_hosts(hosts: &[String], validators: usize) -> Result<Vec<String>> {
     Ok(hosts.to_vec())
 }
 
-fn patch_cometbft_config(
+/// The ipsat config of a node with `ports`, listening on `listen` (ABCI on loopback only).
+pub fn node_config(
+    node: &NodePorts,
+    listen: IpAddr,
+    cometbft: &Path,
+    checkpoints: CheckpointsConfig,
+) -> Config {
+    Config {
+        abci: AbciConfig {
+            listen: (Ipv4Addr::LOCALHOST, node.abci).into(),
+        },
+        grpc: GrpcConfig {
+            listen: (listen, node.grpc).into(),
+            ..GrpcConfig::default()
+        },
+        cometbft: CometConfig {
+            binary: cometbft.to_owned(),
+            rpc: format!("http://127.0.0.1:{}", node.rpc),
+            ..CometConfig::default()
+        },
+        metrics: MetricsConfig {
+            listen: Some((listen, node.metrics).into()),
+        },
+        checkpoints,
+    }
+}
+
+/// Points a CometBFT home's `config.toml` at this node's ports, peers and timing.
+pub fn patch_cometbft_config(
     cometbft_home: &Path,
     index: usize,
     node: &NodePorts,

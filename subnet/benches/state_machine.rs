@@ -61,6 +61,9 @@ fn node(keys: &[SecretKey]) -> (tempfile::TempDir, SubnetApp) {
                 balance: Amount::from_atto(10u128.pow(30)),
             })
             .collect(),
+        validators: Vec::new(),
+        checkpoints: None,
+        parent: None,
     };
     app.init_chain(&serde_json::to_vec(&genesis).expect("genesis json"))
         .expect("init chain");

@@ -11,13 +11,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use ipsat_checkpoint::HistoryAccumulator;
-use ipsat_core::{app_hash, tx, Hash32, SubnetId, TxError, TxHash, VerifiedTx};
+use ipsat_checkpoint::{BlsSecretKey, HistoryAccumulator};
+use ipsat_core::system::is_system;
+use ipsat_core::{app_hash, tx, Hash32, SubnetId, SystemTx, TxError, TxHash, VerifiedTx};
 use rayon::prelude::*;
 
 use crate::component::{ExecError, TxContext};
-use crate::components::{self, fees};
-use crate::context::{BlockContext, BlockEffects, ExtendedCommit, ProposalInputs};
+use crate::components::checkpoints::{self, VoteError};
+use crate::components::{self, fees, registry};
+use crate::context::{
+    BlockContext, BlockEffects, ExtendedCommit, ProposalInputs, ValidatorAddress,
+};
 use crate::delta::{Changes, StateDelta, StateError};
 use crate::error::AppError;
 use crate::genesis::{Genesis, GenesisError};
@@ -137,6 +141,12 @@ impl VerifiedCache {
     }
 }
 
+/// A block's transaction after its stateless checks.
+enum Verified {
+    Signed(Arc<VerifiedTx>),
+    System(Box<SystemTx>),
+}
+
 /// What happened to a transaction run against some state.
 enum Delivery {
     /// Its fee or nonce could not be paid: nothing changed.
@@ -149,7 +159,12 @@ enum Delivery {
 
 /// Runs `tx` in `state`: the fee and nonce in one fork, then the message in another, so a
 /// failing message rolls back only its own writes.
-fn deliver(state: &mut StateDelta<'_>, tx: &VerifiedTx) -> Result<Delivery, StateError> {
+fn deliver(
+    state: &mut StateDelta<'_>,
+    tx: &VerifiedTx,
+    subnet: &SubnetId,
+    height: u64,
+) -> Result<Delivery, StateError> {
     let mut charged = state.fork();
     match fees::charge(&mut charged, tx) {
         Ok(()) => {}
@@ -161,17 +176,54 @@ fn deliver(state: &mut StateDelta<'_>, tx: &VerifiedTx) -> Result<Delivery, Stat
     let context = TxContext {
         sender: tx.sender,
         hash: tx.hash,
+        height,
+        subnet,
     };
     let mut message = state.fork();
-    match components::handler(&tx.action).execute(&mut message, &context) {
+    let outcome = components::handler(&tx.action).execute(&mut message, &context);
+    settle(state, message.into_changes(), outcome)
+}
+
+/// Keeps a fork's writes if its handler succeeded, drops them if the handler refused.
+fn settle(
+    state: &mut StateDelta<'_>,
+    fork: Changes,
+    outcome: Result<Vec<Event>, ExecError>,
+) -> Result<Delivery, StateError> {
+    match outcome {
         Ok(events) => {
-            let message = message.into_changes();
-            state.apply(message);
+            state.apply(fork);
             Ok(Delivery::Succeeded(events))
         }
         Err(ExecError::Tx(e)) => Ok(Delivery::Failed(e)),
         Err(ExecError::State(e)) => Err(e),
     }
+}
+
+/// Runs a system transaction in `state`: no fee and no nonce, its certificate is its authority.
+fn deliver_system(
+    state: &mut StateDelta<'_>,
+    store: &Store,
+    system: &SystemTx,
+    subnet: &SubnetId,
+    height: u64,
+) -> Result<Delivery, StateError> {
+    let mut fork = state.fork();
+    let outcome = match system {
+        SystemTx::OwnCertificate {
+            height: checkpoint,
+            certificate,
+        } => {
+            checkpoints::record_own_certificate(&mut fork, store, *checkpoint, certificate, height)
+        }
+        SystemTx::ChildCheckpoint {
+            subnet: child,
+            checkpoint,
+            certificate,
+        } => registry::accept_checkpoint(&mut fork, subnet, child, checkpoint, certificate, height),
+    };
+    let fork = fork.into_changes();
+    settle(state, fork, outcome)
 }
 
 fn committed_at(height: u64, state_root: Hash32, history: &HistoryAccumulator) -> Committed {
@@ -195,6 +247,8 @@ pub struct SubnetApp {
     check_state: Mutex<Changes>,
     verified: VerifiedCache,
     proposal_inputs: ProposalInputs,
+    /// This validator's checkpoint signing key; `None` on a node that does not validate.
+    signer: Option<BlsSecretKey>,
 }
 
 impl SubnetApp {
@@ -217,7 +271,24 @@ impl SubnetApp {
             check_state: Mutex::new(Changes::new()),
             verified: VerifiedCache::new(VERIFIED_CACHE_BYTES),
             proposal_inputs: ProposalInputs::default(),
+            signer: None,
         })
+    }
+
+    /// Signs checkpoints in vote extensions with `key` (a validator's node).
+    pub fn with_checkpoint_signer(mut self, key: BlsSecretKey) -> Self {
+        self.signer = Some(key);
+        self
+    }
+
+    /// The store this app commits to, for queries.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The height the next block will have.
+    fn next_height(&self) -> Result<u64, AppError> {
+        Ok(self.store.committed()?.map_or(1, |c| c.height + 1))
     }
 
     /// The subnet this app runs, once genesis is known.
@@ -273,6 +344,7 @@ impl SubnetApp {
             history_nodes,
             committed: committed.clone(),
             genesis: Some(genesis_json),
+            cut_checkpoint: None,
         })?;
         let app_hash = committed.app_hash;
         let _ = self.subnet_id.set(genesis.subnet_id);
@@ -285,6 +357,10 @@ impl SubnetApp {
     /// signature is recovered before any lock is taken.
     pub fn check_tx(&self, raw: &[u8]) -> Result<TxResult, AppError> {
         let subnet = self.initialized_subnet()?;
+        if is_system(raw) {
+            return self.check_system_tx(raw, subnet);
+        }
+        let height = self.next_height()?;
         let tx = match self.verified.verify(raw, subnet) {
             Ok(tx) => tx,
             Err(e) => return Ok(TxResult::failed(tx::tx_hash(raw), &e)),
@@ -293,7 +369,7 @@ impl SubnetApp {
         let admitted = std::mem::take(&mut *check_state);
         let mut mempool = StateDelta::with_writes(&*self.store, admitted);
         let mut candidate = mempool.fork();
-        let delivery = deliver(&mut candidate, &tx);
+        let delivery = deliver(&mut candidate, &tx, subnet, height);
         let result = match delivery {
             Ok(Delivery::Succeeded(events)) => {
                 let candidate = candidate.into_changes();
@@ -316,46 +392,129 @@ impl SubnetApp {
         result
     }
 
-    /// Builds the proposal: outside data queued in [`ProposalInputs`] first, then the
-    /// mempool's transactions in order, keeping those that pass stateless checks and fit in
-    /// `max_bytes`. `last_commit` carries the previous height's vote extensions.
+    /// Mempool admission of a system transaction: a certificate of this subnet's own
+    /// checkpoint only a proposer may include; a child's checkpoint is admitted fee-free when
+    /// it would be accepted now (the next height, a valid certificate).
+    fn check_system_tx(&self, raw: &[u8], subnet: &SubnetId) -> Result<TxResult, AppError> {
+        let hash = tx::tx_hash(raw);
+        let system = match SystemTx::decode(raw) {
+            Ok(Some(SystemTx::OwnCertificate { .. })) => {
+                return Ok(TxResult::failed(hash, &TxError::ProposerOnly))
+            }
+            Ok(Some(system)) => system,
+            Ok(None) => unreachable!("is_system checked the prefix"),
+            Err(e) => return Ok(TxResult::failed(hash, &e)),
+        };
+        let height = self.next_height()?;
+        let mut check_state = lock(&self.check_state);
+        let admitted = std::mem::take(&mut *check_state);
+        let mut mempool = StateDelta::with_writes(&*self.store, admitted);
+        let delivery = deliver_system(&mut mempool, &self.store, &system, subnet, height);
+        *check_state = mempool.into_changes();
+        Ok(match delivery? {
+            Delivery::Succeeded(events) => TxResult::succeeded(hash, events),
+            Delivery::Refused(e) | Delivery::Failed(e) => TxResult::failed(hash, &e),
+        })
+    }
+
+    /// Builds the proposal: the certificate of the pending checkpoint when the previous
+    /// height's vote extensions (`last_commit`) reach a quorum, then outside data queued in
+    /// [`ProposalInputs`], then the mempool's transactions in order, keeping those that pass
+    /// stateless checks and fit in `max_bytes`.
     pub fn prepare_proposal(
         &self,
-        _block: &BlockContext,
-        _last_commit: &ExtendedCommit,
+        block: &BlockContext,
+        last_commit: &ExtendedCommit,
         txs: Vec<Vec<u8>>,
         max_bytes: usize,
-    ) -> Vec<Vec<u8>> {
+    ) -> Result<Vec<Vec<u8>>, AppError> {
         let Some(subnet) = self.subnet_id() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        let certificate =
+            checkpoints::certificate_from_votes(&*self.store, &*self.store, last_commit)?;
         let injected = self.proposal_inputs.take().into_iter().map(|item| item.tx);
         let mut total = 0usize;
-        let mut kept = Vec::with_capacity(txs.len());
+        let mut kept = Vec::with_capacity(txs.len() + 1);
         let mut verified = Vec::new();
+        for raw in certificate.map(|c| c.encode()).into_iter() {
+            total += raw.len();
+            kept.push(raw);
+        }
+        // Children's checkpoints are run against a scratch copy of state in proposal order,
+        // so only those that will be accepted (and each once) take space in the block.
+        let mut scratch = StateDelta::new(&*self.store);
+        let height = block.height;
         for raw in injected.chain(txs) {
             if total + raw.len() > max_bytes {
                 break;
             }
-            if let Ok(tx) = self.verified.verify(&raw, subnet) {
+            let acceptable = if is_system(&raw) {
+                match SystemTx::decode(&raw) {
+                    Ok(Some(system @ SystemTx::ChildCheckpoint { .. })) => matches!(
+                        deliver_system(&mut scratch, &self.store, &system, subnet, height)?,
+                        Delivery::Succeeded(_)
+                    ),
+                    // Certificates of this subnet's own checkpoints come from the votes only.
+                    _ => false,
+                }
+            } else {
+                match self.verified.verify(&raw, subnet) {
+                    Ok(tx) => {
+                        verified.push(tx);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            };
+            if acceptable {
                 total += raw.len();
-                verified.push(tx);
                 kept.push(raw);
             }
         }
         self.verified.insert_all(verified);
-        kept
+        Ok(kept)
     }
 
     /// Accepts a proposal only if every transaction passes its stateless checks for this
-    /// subnet: an honest proposer never includes anything else. Stateful failures (a nonce
-    /// overtaken, funds spent) are results, not grounds for rejection.
+    /// subnet and a certificate of this subnet's checkpoint, if any, comes first and
+    /// certifies the pending checkpoint: an honest proposer never includes anything else.
+    /// Stateful failures (a nonce overtaken, funds spent, a child's checkpoint overtaken by
+    /// another copy) are results, not grounds for rejection, and a proposal without a
+    /// certificate is fine: the checkpoint waits.
     pub fn process_proposal(&self, _block: &BlockContext, txs: &[Vec<u8>]) -> bool {
         let Some(subnet) = self.subnet_id() else {
             return false;
         };
-        let unverified: Vec<&Vec<u8>> = txs
-            .iter()
+        let mut signed = Vec::with_capacity(txs.len());
+        for (index, raw) in txs.iter().enumerate() {
+            if !is_system(raw) {
+                signed.push(raw);
+                continue;
+            }
+            let valid = match SystemTx::decode(raw) {
+                Ok(Some(SystemTx::OwnCertificate {
+                    height,
+                    certificate,
+                })) => {
+                    index == 0
+                        && checkpoints::verify_own_certificate(
+                            &*self.store,
+                            &*self.store,
+                            height,
+                            &certificate,
+                        )
+                        .is_ok()
+                }
+                Ok(Some(SystemTx::ChildCheckpoint { .. })) => true,
+                Ok(None) | Err(_) => false,
+            };
+            if !valid {
+                return false;
+            }
+        }
+        let unverified: Vec<&Vec<u8>> = signed
+            .into_iter()
             .filter(|raw| self.verified.get(&tx::tx_hash(raw)).is_none())
             .collect();
         let checked: Result<Vec<Arc<VerifiedTx>>, TxError> = unverified
@@ -371,17 +530,25 @@ impl SubnetApp {
         }
     }
 
-    /// This validator's extension of its precommit for `block`: nothing yet, until
-    /// checkpoints are signed here.
-    pub fn extend_vote(&self, _block: &BlockContext) -> Vec<u8> {
-        Vec::new()
+    /// This validator's extension of its precommit for `block`: its signature of the
+    /// pending checkpoint (committed state only: the block itself is not final yet), or
+    /// nothing on a node without a signing key or with nothing to sign.
+    pub fn extend_vote(&self, _block: &BlockContext) -> Result<Vec<u8>, AppError> {
+        match &self.signer {
+            Some(key) => Ok(checkpoints::sign_pending(&*self.store, &*self.store, key)?),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// Whether another validator's extension is acceptable. Only malformed or invalidly
-    /// signed extensions may be refused (refusing more than a third of the power halts the
-    /// chain); with no extension defined yet, anything but an empty one is malformed.
-    pub fn verify_vote_extension(&self, extension: &[u8]) -> bool {
-        extension.is_empty()
+    /// Whether `validator`'s extension is acceptable: empty, or its valid signature of the
+    /// pending checkpoint. Only malformed or invalidly signed extensions are refused
+    /// (refusing more than a third of the power halts the chain).
+    pub fn verify_vote_extension(
+        &self,
+        validator: &ValidatorAddress,
+        extension: &[u8],
+    ) -> Result<(), VoteError> {
+        checkpoints::verify_vote(&*self.store, &*self.store, validator, extension).map(|_| ())
     }
 
     /// Executes a decided block. Its effects become durable only at [`Self::commit`].
@@ -402,11 +569,18 @@ impl SubnetApp {
         }
         let mut history = chain.history.clone();
         // Signatures not seen at CheckTx or ProcessProposal are recovered in parallel.
-        let verified: Vec<Result<Arc<VerifiedTx>, TxError>> = txs
+        let verified: Vec<Result<Verified, TxError>> = txs
             .par_iter()
-            .map(|raw| match self.verified.take(&tx::tx_hash(raw)) {
-                Some(tx) => Ok(tx),
-                None => tx::verify(raw, subnet).map(Arc::new),
+            .map(|raw| {
+                if is_system(raw) {
+                    return SystemTx::decode(raw)
+                        .and_then(|system| system.ok_or(TxError::Malformed("system tx".into())))
+                        .map(|system| Verified::System(Box::new(system)));
+                }
+                match self.verified.take(&tx::tx_hash(raw)) {
+                    Some(tx) => Ok(Verified::Signed(tx)),
+                    None => tx::verify(raw, subnet).map(|tx| Verified::Signed(Arc::new(tx))),
+                }
             })
             .collect();
         let mut state = StateDelta::new(&*self.store);
@@ -416,22 +590,36 @@ impl SubnetApp {
         }
         let mut tx_results = Vec::with_capacity(txs.len());
         for (raw, tx) in txs.iter().zip(verified) {
-            let result = match tx {
-                Err(e) => TxResult::failed(tx::tx_hash(raw), &e),
-                Ok(tx) => match deliver(&mut state, &tx)? {
-                    Delivery::Succeeded(events) => TxResult::succeeded(tx.hash, events),
-                    Delivery::Refused(e) | Delivery::Failed(e) => TxResult::failed(tx.hash, &e),
-                },
+            let hash = tx::tx_hash(raw);
+            let delivery = match tx {
+                Err(e) => Delivery::Refused(e),
+                Ok(Verified::Signed(tx)) => deliver(&mut state, &tx, subnet, block.height)?,
+                Ok(Verified::System(system)) => {
+                    deliver_system(&mut state, &self.store, &system, subnet, block.height)?
+                }
+            };
+            let result = match delivery {
+                Delivery::Succeeded(events) => TxResult::succeeded(hash, events),
+                Delivery::Refused(e) | Delivery::Failed(e) => TxResult::failed(hash, &e),
             };
             tx_results.push(result);
         }
         for component in components::ALL {
             component.end_block(&mut state, block, &mut effects)?;
         }
+        let due = checkpoints::due(&state, subnet, block.height, &*self.store)?;
         let changes = state.into_changes();
         let (root, tree_update) = self.store.compute_root(&changes, block.height)?;
         let history_nodes = history.append(block.height, &root.0);
         let committed = committed_at(block.height, root.0, &history);
+        let cut_checkpoint = match due {
+            Some(due) => {
+                let block_hash = <[u8; 32]>::try_from(block.block_hash.as_slice())
+                    .map_err(|_| AppError::BlockHash(block.block_hash.len()))?;
+                Some(due.seal(block_hash, committed.state_root, committed.history_root))
+            }
+            None => None,
+        };
         let finalized = FinalizedBlock {
             height: block.height,
             app_hash: committed.app_hash,
@@ -446,6 +634,7 @@ impl SubnetApp {
                 history_nodes,
                 committed,
                 genesis: None,
+                cut_checkpoint,
             },
             history,
             tx_results,
@@ -458,6 +647,7 @@ impl SubnetApp {
         let mut consensus = lock(&self.consensus);
         let pending = consensus.pending.take().ok_or(AppError::NothingToCommit)?;
         let committed = pending.write.committed.clone();
+        let checkpoint_cut = pending.write.cut_checkpoint.as_ref().map(|cp| cp.height);
         {
             // CometBFT holds its mempool lock during Commit, so this waits for no CheckTx;
             // holding it across the write means none could see the new state with the
@@ -477,6 +667,7 @@ impl SubnetApp {
             state_root: committed.state_root,
             history_root: committed.history_root,
             tx_results: pending.tx_results,
+            checkpoint_cut,
         })
     }
 }

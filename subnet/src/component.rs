@@ -6,7 +6,7 @@
 //! [`ActionHandler`] on the validated message type, so a new message touches its component and
 //! one line of the dispatch, not the app.
 
-use ipsat_core::{Address, TxError, TxHash};
+use ipsat_core::{Address, SubnetId, TxError, TxHash};
 
 use crate::context::{BlockContext, BlockEffects};
 use crate::delta::{StateDelta, StateError};
@@ -33,11 +33,15 @@ impl From<crate::store::StoreError> for ExecError {
 
 /// What a handler knows about the transaction it runs for.
 #[derive(Debug, Clone, Copy)]
-pub struct TxContext {
+pub struct TxContext<'a> {
     /// The verified signer.
     pub sender: Address,
     /// The transaction's hash.
     pub hash: TxHash,
+    /// The height of the block it runs in (the next block, in the mempool).
+    pub height: u64,
+    /// The subnet it runs in.
+    pub subnet: &'a SubnetId,
 }
 
 /// Stateful checks and execution of one validated message. A handler runs in its own fork of

@@ -2,6 +2,7 @@
 //! back to it. These are the app's own types: the node's ABCI module translates CometBFT's
 //! messages into them, so nothing here depends on a CometBFT crate.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::Event;
@@ -87,10 +88,17 @@ pub struct BlockEffects {
 /// Services put data here; only PrepareProposal reads it, and everything it proposes from
 /// here is verified again by every validator in ProcessProposal, so a service that feeds it
 /// wrong data can delay a block but never change what the chain accepts.
+///
+/// Each item has a key chosen by its service (a child and a checkpoint height, say), so a
+/// service that offers the same item on every poll while this node is not the proposer
+/// keeps one copy of it, not one per poll.
 #[derive(Debug, Clone, Default)]
 pub struct ProposalInputs {
-    slots: Arc<Mutex<Vec<InjectedTx>>>,
+    slots: Arc<Mutex<Slots>>,
 }
+
+/// Queued transactions by (source, key).
+type Slots = BTreeMap<(&'static str, String), Vec<u8>>;
 
 /// One item of outside data, encoded as the transaction that carries it into a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,17 +110,21 @@ pub struct InjectedTx {
 }
 
 impl ProposalInputs {
-    /// Queues `tx` for the next proposal.
-    pub fn push(&self, source: &'static str, tx: Vec<u8>) {
-        self.lock().push(InjectedTx { source, tx });
+    /// Queues `tx` for the next proposal under `key`, replacing what `source` queued under
+    /// the same key.
+    pub fn offer(&self, source: &'static str, key: String, tx: Vec<u8>) {
+        self.lock().insert((source, key), tx);
     }
 
-    /// Takes what is queued, oldest first.
+    /// Takes what is queued, by source and then key.
     pub fn take(&self) -> Vec<InjectedTx> {
         std::mem::take(&mut *self.lock())
+            .into_iter()
+            .map(|((source, _), tx)| InjectedTx { source, tx })
+            .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<InjectedTx>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         // The queue holds plain data; a panic elsewhere cannot leave it inconsistent.
         self.slots
             .lock()

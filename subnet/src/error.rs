@@ -27,4 +27,6 @@ pub enum AppError {
     HeightMismatch { expected: u64, got: u64 },
     #[error("commit without a finalized block")]
     NothingToCommit,
+    #[error("a block hash must be 32 bytes, got {0}")]
+    BlockHash(usize),
 }

@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod query;
 pub mod store;
 pub mod test_chain;
+pub mod test_tree;
 
 pub use app::SubnetApp;
 pub use context::{BlockContext, BlockEffects, ExtendedCommit, ExtendedVote, ProposalInputs};
@@ -30,4 +31,5 @@ pub use genesis::{FeeParams, Genesis, GenesisAccount};
 pub use outcome::{CommittedBlock, Event, FinalizedBlock, TxResult};
 pub use query::StateQuery;
 pub use store::Store;
-pub use test_chain::TestChain;
+pub use test_chain::{genesis_validators, TestChain, TestKeys};
+pub use test_tree::{TestTree, TreeSpec};

@@ -103,9 +103,20 @@ pub struct CommittedBlock {
     pub history_root: Hash32,
     /// One result per transaction, in block order.
     pub tx_results: Vec<TxResult>,
+    /// The height of the checkpoint this block cut, if one was due.
+    pub checkpoint_cut: Option<u64>,
 }
 
 impl CommittedBlock {
+    /// The events of its transactions of `kind`, in block order.
+    pub fn events_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
+        self.tx_results
+            .iter()
+            .filter(|r| r.code == 0)
+            .flat_map(|r| r.events.iter())
+            .filter(move |e| e.kind == kind)
+    }
+
     /// The API's form of this block.
     pub fn to_proto(&self) -> pb::Block {
         pb::Block {

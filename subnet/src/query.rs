@@ -6,12 +6,16 @@ use std::sync::Arc;
 use ipsat_proto::v1 as pb;
 use jmt::storage::TreeReader;
 
+use ipsat_checkpoint::{Certificate, Checkpoint, CheckpointDomain};
 use ipsat_core::proof::key_hash;
-use ipsat_core::Address;
+use ipsat_core::system::certificate_to_proto;
+use ipsat_core::{Address, Amount, SubnetId};
 
 use crate::components::accounts::{account_key, AccountRecord};
+use crate::components::checkpoints::{self, CutCheckpoints as _};
 use crate::components::fees::{Params, PARAMS_KEY};
 use crate::components::keyspaces::{keyspace_key, kv_key, KeyspaceRecord};
+use crate::components::registry::{self, ChildRecord, ChildStatus, Member};
 use crate::delta::StateError;
 use crate::error::AppError;
 use crate::store::{Committed, Store, StoreError};
@@ -100,10 +104,7 @@ impl StateQuery {
 
     /// The subnet this state belongs to.
     pub fn subnet_id(&self) -> Result<String, AppError> {
-        let genesis = self.store.genesis()?.ok_or(AppError::NotInitialized)?;
-        Ok(crate::genesis::Genesis::from_json(&genesis)?
-            .subnet_id
-            .to_string())
+        Ok(self.own_id()?.to_string())
     }
 
     /// The subnet's fee parameters.
@@ -126,5 +127,218 @@ impl StateQuery {
     /// The value of `key` in `keyspace`.
     pub fn kv(&self, keyspace: &str, key: &[u8], prove: bool) -> Result<Read<Vec<u8>>, AppError> {
         self.read_raw(&kv_key(keyspace, key), prove)
+    }
+}
+
+fn member_to_proto(member: &Member) -> pb::SubnetValidator {
+    pb::SubnetValidator {
+        address: member.address.to_vec(),
+        cometbft_key: member.cometbft_key.to_vec(),
+        bls_key: member
+            .bls()
+            .map(|key| key.to_compressed().to_vec())
+            .unwrap_or_default(),
+        collateral: Amount::from_atto(member.collateral).to_string(),
+        power: member.power(),
+        joined_at: member.joined_at,
+        left_at: member.left_at.unwrap_or(0),
+    }
+}
+
+/// The API's form of child `id`'s record.
+pub fn subnet_to_proto(id: &SubnetId, name: &str, record: &ChildRecord) -> pb::Subnet {
+    let status = match record.status {
+        ChildStatus::Pending => pb::SubnetStatus::Pending,
+        ChildStatus::Active => pb::SubnetStatus::Active,
+        ChildStatus::Killed => pb::SubnetStatus::Killed,
+    };
+    pb::Subnet {
+        id: id.to_string(),
+        chain_id: id.chain_id(),
+        name: name.to_owned(),
+        creator: record.creator.to_vec(),
+        status: status as i32,
+        min_validators: record.min_validators,
+        min_collateral: Amount::from_atto(record.min_collateral).to_string(),
+        checkpoint_period: record.checkpoint_period,
+        leave_delay: record.leave_delay,
+        configuration_number: record.configuration_number,
+        validators: record.members.iter().map(member_to_proto).collect(),
+        genesis_validators: record.genesis_members.iter().map(member_to_proto).collect(),
+        genesis_configuration_number: record.genesis_configuration_number,
+        last_checkpoint_height: record.last_checkpoint_height,
+        last_checkpoint_hash: if record.last_checkpoint_height == 0 {
+            Vec::new()
+        } else {
+            record.last_checkpoint_hash.to_vec()
+        },
+        activated_at: record.activated_at,
+    }
+}
+
+/// The API's form of a checkpoint of `subnet`, with its certificate once it has one.
+pub fn checkpoint_to_proto(
+    subnet: &SubnetId,
+    checkpoint: &Checkpoint,
+    certificate: Option<&Certificate>,
+    domain: &CheckpointDomain,
+) -> pb::Checkpoint {
+    pb::Checkpoint {
+        subnet_id: subnet.to_string(),
+        height: checkpoint.height,
+        block_hash: checkpoint.block_hash.to_vec(),
+        state_root: checkpoint.state_root.to_vec(),
+        history_root: checkpoint.history_root.to_vec(),
+        cross_msgs_root: checkpoint.cross_msgs_root.to_vec(),
+        cross_msgs_count: checkpoint.cross_msgs_count,
+        next_validator_set_hash: checkpoint.next_validator_set_hash.0.to_vec(),
+        configuration_number: checkpoint.configuration_number,
+        previous_checkpoint_hash: checkpoint.previous.0.to_vec(),
+        hash: checkpoint.hash().0.to_vec(),
+        digest: checkpoint.digest(domain).0.to_vec(),
+        certificate: certificate.map(certificate_to_proto),
+        abi: checkpoint.abi_encode().to_vec(),
+    }
+}
+
+impl StateQuery {
+    fn own_id(&self) -> Result<SubnetId, AppError> {
+        let genesis = self.store.genesis()?.ok_or(AppError::NotInitialized)?;
+        Ok(crate::genesis::Genesis::from_json(&genesis)?.subnet_id)
+    }
+
+    /// The committed height reads are pinned to.
+    fn height(&self) -> Result<u64, AppError> {
+        Ok(self.latest()?.ok_or(AppError::NotInitialized)?.height)
+    }
+
+    /// Child `name` of this subnet, `None` if there is none.
+    pub fn subnet(&self, name: &str) -> Result<Option<(pb::Subnet, u64)>, AppError> {
+        let height = self.height()?;
+        let id = self.own_id()?;
+        let Some(record) = registry::child(&*self.store, name)? else {
+            return Ok(None);
+        };
+        let child = id.child(name).map_err(|e| StateError::Corrupt {
+            key: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some((subnet_to_proto(&child, name, &record), height)))
+    }
+
+    /// Every child of this subnet, by name.
+    pub fn subnets(&self) -> Result<(Vec<pb::Subnet>, u64), AppError> {
+        let height = self.height()?;
+        let mut out = Vec::new();
+        for name in registry::child_names(&*self.store)? {
+            if let Some((subnet, _)) = self.subnet(&name)? {
+                out.push(subnet);
+            }
+        }
+        Ok((out, height))
+    }
+
+    /// This subnet's checkpoint period and latest certified height, `None` if it cuts none.
+    pub fn checkpoint_progress(&self) -> Result<Option<(u64, u64)>, AppError> {
+        let store = &*self.store;
+        let Some(params) = checkpoints::params(store)? else {
+            return Ok(None);
+        };
+        Ok(Some((params.period, checkpoints::last_certified(store)?)))
+    }
+
+    /// This subnet's checkpoint at `height` (0: the latest certified one), absent if there
+    /// is none; one cut but not yet certified comes without its certificate.
+    pub fn own_checkpoint(&self, height: u64) -> Result<pb::GetCheckpointResponse, AppError> {
+        let store = &*self.store;
+        let Some(params) = checkpoints::params(store)? else {
+            return Ok(pb::GetCheckpointResponse::default());
+        };
+        let mut response = pb::GetCheckpointResponse {
+            checkpoint: None,
+            pending_height: checkpoints::next_height(store)?.unwrap_or(0),
+            period: params.period,
+        };
+        let height = match height {
+            0 => checkpoints::last_certified(store)?,
+            h => h,
+        };
+        let id = self.own_id()?;
+        let domain = params.domain();
+        if let Some(stored) = checkpoints::certified(store, height)? {
+            let (checkpoint, certificate) = stored.decode()?;
+            response.checkpoint = Some(checkpoint_to_proto(
+                &id,
+                &checkpoint,
+                Some(&certificate),
+                &domain,
+            ));
+        } else if let Some(cut) = store.cut_checkpoint(height)? {
+            response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain));
+        }
+        Ok(response)
+    }
+
+    /// The checkpoint of child `name` accepted at `height` (0: the latest accepted one),
+    /// absent if there is none.
+    pub fn child_checkpoint(
+        &self,
+        name: &str,
+        height: u64,
+    ) -> Result<pb::GetCheckpointResponse, AppError> {
+        let store = &*self.store;
+        let Some(record) = registry::child(store, name)? else {
+            return Ok(pb::GetCheckpointResponse::default());
+        };
+        let mut response = pb::GetCheckpointResponse {
+            checkpoint: None,
+            pending_height: 0,
+            period: record.checkpoint_period,
+        };
+        let height = match height {
+            0 => record.last_checkpoint_height,
+            h => h,
+        };
+        let Some(stored) = registry::accepted_checkpoint(store, name, height)? else {
+            return Ok(response);
+        };
+        let (checkpoint, certificate) = stored.decode()?;
+        let id = self.own_id()?;
+        let child = id.child(name).map_err(|e| StateError::Corrupt {
+            key: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let domain = CheckpointDomain::subnet_parent(id.root_chain_id());
+        response.checkpoint = Some(checkpoint_to_proto(
+            &child,
+            &checkpoint,
+            Some(&certificate),
+            &domain,
+        ));
+        Ok(response)
+    }
+
+    /// This subnet's certified checkpoint at `height` as the system transaction that
+    /// delivers it to the parent, `None` until it is certified.
+    pub fn delivery_tx(&self, height: u64) -> Result<Option<Vec<u8>>, AppError> {
+        let Some(stored) = checkpoints::certified(&*self.store, height)? else {
+            return Ok(None);
+        };
+        let (checkpoint, certificate) = stored.decode()?;
+        let id = self.own_id()?;
+        let name = id
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Some(
+            ipsat_core::SystemTx::ChildCheckpoint {
+                subnet: name,
+                checkpoint: Box::new(checkpoint),
+                certificate,
+            }
+            .encode(),
+        ))
     }
 }

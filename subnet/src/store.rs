@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::HistoryNode;
+use ipsat_checkpoint::{Checkpoint, HistoryNode};
 use ipsat_core::proof::{key_hash, Blake3Hasher, StateProofJmt};
 use ipsat_core::Hash32;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
@@ -21,13 +21,17 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
-use crate::delta::{Changes, StateRead};
+use crate::components::checkpoints::CutCheckpoints;
+use crate::delta::{Changes, StateError, StateRead};
 
 const CF_STATE: &str = "state";
 const CF_JMT_NODES: &str = "jmt_nodes";
 const CF_JMT_VALUES: &str = "jmt_values";
 const CF_HISTORY: &str = "history";
 const CF_META: &str = "meta";
+/// Checkpoints cut from the block they commit to, by height (outside the state tree, which
+/// they commit to).
+const CF_CHECKPOINTS: &str = "checkpoints";
 
 const META_COMMITTED: &[u8] = b"committed";
 const META_GENESIS: &[u8] = b"genesis";
@@ -73,6 +77,8 @@ pub struct BlockWrite {
     pub committed: Committed,
     /// The genesis, written once with height 0.
     pub genesis: Option<Vec<u8>>,
+    /// The checkpoint this block cut, if one was due.
+    pub cut_checkpoint: Option<Checkpoint>,
 }
 
 /// The subnet's RocksDB database; see the module documentation.
@@ -107,9 +113,16 @@ impl Store {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [CF_STATE, CF_JMT_NODES, CF_JMT_VALUES, CF_HISTORY, CF_META]
-            .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let families = [
+            CF_STATE,
+            CF_JMT_NODES,
+            CF_JMT_VALUES,
+            CF_HISTORY,
+            CF_META,
+            CF_CHECKPOINTS,
+        ]
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         Ok(Self {
             db: DB::open_cf_descriptors(&options, path, families)?,
         })
@@ -208,6 +221,13 @@ impl Store {
                 node.hash,
             );
         }
+        if let Some(checkpoint) = &block.cut_checkpoint {
+            batch.put_cf(
+                self.cf(CF_CHECKPOINTS),
+                checkpoint.height.to_be_bytes(),
+                checkpoint.abi_encode(),
+            );
+        }
         if let Some(genesis) = &block.genesis {
             batch.put_cf(self.cf(CF_META), META_GENESIS, genesis);
         }
@@ -217,6 +237,21 @@ impl Store {
         options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         Ok(())
+    }
+}
+
+impl CutCheckpoints for Store {
+    fn cut_checkpoint(&self, height: u64) -> Result<Option<Checkpoint>, StateError> {
+        let Some(bytes) = self
+            .db
+            .get_cf(self.cf(CF_CHECKPOINTS), height.to_be_bytes())
+            .map_err(StoreError::from)?
+        else {
+            return Ok(None);
+        };
+        Checkpoint::abi_decode(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt("cut checkpoint", e).into())
     }
 }
 

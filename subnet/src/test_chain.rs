@@ -16,10 +16,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ipsat_core::Hash32;
+use ipsat_checkpoint::BlsSecretKey;
+use ipsat_core::types::cometbft_address;
+use ipsat_core::{Address, Amount, Hash32};
 
 use crate::context::{BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress};
 use crate::error::AppError;
+use crate::genesis::GenesisValidator;
 use crate::outcome::{CommittedBlock, FinalizedBlock, TxResult};
 use crate::query::StateQuery;
 use crate::store::Store;
@@ -33,6 +36,63 @@ const GENESIS_TIME_NANOS: i64 = 1_700_000_000_000_000_000;
 
 /// Nanoseconds between blocks in the test chain's clock.
 const BLOCK_INTERVAL_NANOS: i64 = 1_000_000_000;
+
+/// The keys of test validator `index` of a chain seeded `seed`: deterministic, so a test can
+/// write them into a genesis before the chain exists.
+#[derive(Debug, Clone)]
+pub struct TestKeys {
+    /// Its CometBFT ed25519 public key (arbitrary bytes: nothing here checks ed25519).
+    pub cometbft_key: [u8; 32],
+    /// Its BLS checkpoint signing key.
+    pub bls: BlsSecretKey,
+    /// Its account address.
+    pub account: Address,
+}
+
+impl TestKeys {
+    /// The keys of validator `index` of the chain seeded `seed`.
+    pub fn new(seed: &str, index: usize) -> Self {
+        let derive = |purpose: &str| -> [u8; 32] {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(seed.as_bytes());
+            hasher.update(purpose.as_bytes());
+            hasher.update(&(index as u64).to_be_bytes());
+            *hasher.finalize().as_bytes()
+        };
+        let mut account = [0u8; 20];
+        account.copy_from_slice(&derive("account")[..20]);
+        Self {
+            cometbft_key: derive("cometbft"),
+            bls: BlsSecretKey::from_seed(&derive("bls")).expect("32 bytes of key material"),
+            account: Address(account),
+        }
+    }
+
+    /// This validator as a genesis entry with `collateral`.
+    pub fn genesis_validator(&self, collateral: Amount) -> GenesisValidator {
+        GenesisValidator {
+            address: self.account,
+            cometbft_key: self.cometbft_key,
+            bls_key: self.bls.public_key().to_compressed(),
+            collateral,
+        }
+    }
+
+    /// Its CometBFT address, as votes name it.
+    pub fn cometbft_address(&self) -> ValidatorAddress {
+        cometbft_address(&self.cometbft_key)
+    }
+}
+
+/// The genesis validators of a chain of `count` seeded `seed`, sorted by address as
+/// genesis requires, each with `collateral`.
+pub fn genesis_validators(seed: &str, count: usize, collateral: Amount) -> Vec<GenesisValidator> {
+    let mut validators: Vec<GenesisValidator> = (0..count)
+        .map(|i| TestKeys::new(seed, i).genesis_validator(collateral))
+        .collect();
+    validators.sort_by_key(|v| v.address);
+    validators
+}
 
 /// One validator of a [`TestChain`].
 pub struct TestValidator {
@@ -92,18 +152,26 @@ fn app_error(validator: usize) -> impl Fn(AppError) -> TestChainError {
 }
 
 impl TestChain {
-    /// Opens `count` validators with stores under `dir` and runs InitChain on each with the
-    /// genesis `app_state`.
-    pub fn new(dir: &Path, count: usize, app_state: &[u8]) -> Result<Self, TestChainError> {
+    /// Opens `count` validators with stores under `dir`, each with the keys
+    /// [`TestKeys::new`]`(seed, i)`, and runs InitChain on each with the genesis `app_state`.
+    pub fn new(
+        dir: &Path,
+        seed: &str,
+        count: usize,
+        app_state: &[u8],
+    ) -> Result<Self, TestChainError> {
         let mut validators = Vec::with_capacity(count);
         for i in 0..count {
+            let keys = TestKeys::new(seed, i);
             let store = Store::open(&dir.join(format!("validator{i}")))
                 .map_err(|e| app_error(i)(e.into()))?;
             let store = Arc::new(store);
-            let app = SubnetApp::open(store.clone()).map_err(app_error(i))?;
+            let app = SubnetApp::open(store.clone())
+                .map_err(app_error(i))?
+                .with_checkpoint_signer(keys.bls.clone());
             app.init_chain(app_state).map_err(app_error(i))?;
             validators.push(TestValidator {
-                address: [i as u8 + 1; 20],
+                address: keys.cometbft_address(),
                 app,
                 query: StateQuery::new(store),
             });
@@ -164,9 +232,25 @@ impl TestChain {
         Ok(first.expect("a test chain has at least one validator"))
     }
 
+    /// The votes the next proposer will read as `local_last_commit`, for tests that play a
+    /// late or lying precommit.
+    pub fn last_commit_mut(&mut self) -> &mut ExtendedCommit {
+        &mut self.last_commit
+    }
+
     /// Runs one height whose proposer offers `txs` (as its mempool would) and returns what
     /// validator 0 committed.
     pub fn block(&mut self, txs: &[Vec<u8>]) -> Result<CommittedBlock, TestChainError> {
+        self.block_with(txs, |_| {})
+    }
+
+    /// Runs one height like [`Self::block`], with `edit` applied to the proposal after
+    /// PrepareProposal, as a faulty or malicious proposer would.
+    pub fn block_with(
+        &mut self,
+        txs: &[Vec<u8>],
+        edit: impl FnOnce(&mut Vec<Vec<u8>>),
+    ) -> Result<CommittedBlock, TestChainError> {
         let height = self.height() + 1;
         let proposer = (height as usize) % self.validators.len();
         let mut context = BlockContext {
@@ -175,12 +259,11 @@ impl TestChain {
             proposer: self.validators[proposer].address,
             block_hash: Vec::new(),
         };
-        let proposal = self.validators[proposer].app.prepare_proposal(
-            &context,
-            &self.last_commit,
-            txs.to_vec(),
-            MAX_BLOCK_BYTES,
-        );
+        let mut proposal = self.validators[proposer]
+            .app
+            .prepare_proposal(&context, &self.last_commit, txs.to_vec(), MAX_BLOCK_BYTES)
+            .map_err(app_error(proposer))?;
+        edit(&mut proposal);
         context.block_hash = block_hash(height, &proposal);
         for (i, validator) in self.validators.iter().enumerate() {
             if !validator.app.process_proposal(&context, &proposal) {
@@ -193,11 +276,18 @@ impl TestChain {
         let extensions: Vec<Vec<u8>> = self
             .validators
             .iter()
-            .map(|v| v.app.extend_vote(&context))
-            .collect();
+            .enumerate()
+            .map(|(i, v)| v.app.extend_vote(&context).map_err(app_error(i)))
+            .collect::<Result<_, _>>()?;
         for (signer, extension) in extensions.iter().enumerate() {
+            let address = self.validators[signer].address;
             for (verifier, validator) in self.validators.iter().enumerate() {
-                if verifier != signer && !validator.app.verify_vote_extension(extension) {
+                if verifier != signer
+                    && validator
+                        .app
+                        .verify_vote_extension(&address, extension)
+                        .is_err()
+                {
                     return Err(TestChainError::ExtensionRefused { verifier, signer });
                 }
             }

@@ -52,13 +52,16 @@ fn genesis() -> Vec<u8> {
                 balance: Amount::from_atto(START),
             })
             .collect(),
+        validators: Vec::new(),
+        checkpoints: None,
+        parent: None,
     })
     .unwrap()
 }
 
 fn node() -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let chain = TestChain::new(dir.path(), VALIDATORS, &genesis()).unwrap();
+    let chain = TestChain::new(dir.path(), "alpha", VALIDATORS, &genesis()).unwrap();
     Node { _dir: dir, chain }
 }
 
@@ -469,8 +472,10 @@ fn outside_data_queued_for_a_proposal_goes_first_and_garbage_is_dropped() {
     let mut n = node();
     let proposer = &n.chain.validators()[(n.chain.height() as usize + 1) % VALIDATORS];
     let inputs = proposer.app.proposal_inputs();
-    inputs.push("test", b"\xffnot a transaction".to_vec());
-    inputs.push("test", signed(2, 0, transfer(addr(3), 11)));
+    inputs.offer("test", "a".into(), b"\xffnot a transaction".to_vec());
+    inputs.offer("test", "b".into(), signed(2, 0, transfer(addr(3), 10)));
+    // The same key again replaces what was offered under it.
+    inputs.offer("test", "b".into(), signed(2, 0, transfer(addr(3), 11)));
     let block = n
         .chain
         .block(&[signed(1, 0, transfer(addr(3), 7))])

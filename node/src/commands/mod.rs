@@ -1,9 +1,12 @@
 //! One module per command of the `ipsat` binary: its arguments and what it does.
 
+pub mod checkpoint;
 pub mod keys;
 pub mod node;
 pub mod query;
+pub mod relay;
 pub mod status;
+pub mod subnet;
 pub mod testnet;
 pub mod tx;
 

@@ -77,6 +77,7 @@ fn policy_proto(policy: Policy) -> pb::WritePolicy {
 
 pub async fn run(args: TxArgs, keys_dir: &Path, node: &str, output: Output) -> Result<()> {
     let key = keys::load(keys_dir, &args.from)?;
+    let options = args.common();
     let msg = match args.msg {
         TxMsg::Transfer { to, amount } => Msg::Transfer(pb::Transfer {
             to: to.0.to_vec(),
@@ -111,13 +112,41 @@ pub async fn run(args: TxArgs, keys_dir: &Path, node: &str, output: Output) -> R
         }),
     };
     let mut client = client::Client::connect(node).await?;
-    if !args.no_wait && output == Output::Human {
+    send_and_report(&mut client, &key, msg, &options, output).await
+}
+
+/// The signing options every transaction command shares.
+pub struct SendOptions {
+    /// The fee, or the subnet's minimum.
+    pub fee: Option<Amount>,
+    /// Return after CheckTx instead of waiting for the commit.
+    pub no_wait: bool,
+}
+
+impl TxArgs {
+    fn common(&self) -> SendOptions {
+        SendOptions {
+            fee: self.fee,
+            no_wait: self.no_wait,
+        }
+    }
+}
+
+/// Signs and broadcasts `msg`, prints the outcome, and exits 1 if it failed.
+pub async fn send_and_report(
+    client: &mut client::Client,
+    key: &keys::Key,
+    msg: Msg,
+    options: &SendOptions,
+    output: Output,
+) -> Result<()> {
+    if !options.no_wait && output == Output::Human {
         eprintln!("broadcasting and waiting for the commit...");
     }
-    let response = client.send(&key, msg, args.fee, !args.no_wait).await?;
+    let response = client.send(key, msg, options.fee, !options.no_wait).await?;
     let hash = hex::encode(&response.hash);
     let verdict = if response.code == 0 { "ok" } else { "FAILED" };
-    let human = match (args.no_wait, response.code) {
+    let human = match (options.no_wait, response.code) {
         (true, 0) => format!("accepted into the mempool: tx {hash}"),
         (false, 0) => format!("committed at height {}: tx {hash}", response.height),
         (_, code) => format!("{verdict} (code {code}): {}\ntx {hash}", response.log),

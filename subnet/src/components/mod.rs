@@ -1,19 +1,23 @@
 //! The state machine's domains, in the order their hooks run.
 
 pub mod accounts;
+pub mod checkpoints;
 pub mod fees;
 pub mod keyspaces;
+pub mod registry;
 
 use ipsat_core::Action;
 
 use crate::component::{ActionHandler, Component};
 
 pub use accounts::Accounts;
+pub use checkpoints::Checkpoints;
 pub use fees::Fees;
 pub use keyspaces::Keyspaces;
+pub use registry::Registry;
 
 /// Every component, in the fixed order of `init_chain`, `begin_block` and `end_block`.
-pub const ALL: &[&dyn Component] = &[&Accounts, &Fees, &Keyspaces];
+pub const ALL: &[&dyn Component] = &[&Accounts, &Fees, &Keyspaces, &Registry, &Checkpoints];
 
 /// The handler of `action`: the only place that knows which component owns which message.
 pub fn handler(action: &Action) -> &dyn ActionHandler {
@@ -22,5 +26,9 @@ pub fn handler(action: &Action) -> &dyn ActionHandler {
         Action::KeyspaceCreate(create) => create,
         Action::KvPut(put) => put,
         Action::KvDelete(delete) => delete,
+        Action::SubnetCreate(create) => create,
+        Action::SubnetJoin(join) => join,
+        Action::SubnetLeave(leave) => leave,
+        Action::SubnetKill(kill) => kill,
     }
 }

@@ -1,0 +1,254 @@
+//! Transactions that carry their own authority, a quorum certificate, instead of a signature,
+//! and the vote extension that builds those certificates.
+//!
+//! On the wire a system transaction is one `0x00` byte and an encoded `ipsat.v1.SystemTx`. A
+//! signed `Tx` can never start with `0x00` (protobuf has no field 0), so the two never
+//! collide. Like signed transactions, only the canonical encoding is accepted.
+
+use ipsat_checkpoint::{BlsSignature, Certificate, Checkpoint};
+use ipsat_proto::v1::{self as pb, system_tx::Msg};
+use prost::Message as _;
+
+use crate::error::TxError;
+use crate::tx::MAX_TX_BYTES;
+use crate::types::is_valid_name;
+
+/// The first byte of every system transaction.
+pub const SYSTEM_TX_PREFIX: u8 = 0x00;
+
+/// A decoded system transaction whose stateless checks passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemTx {
+    /// The certificate of this subnet's pending checkpoint; only a proposer includes it.
+    OwnCertificate {
+        /// The checkpoint's height.
+        height: u64,
+        /// Its certificate.
+        certificate: Certificate,
+    },
+    /// The next checkpoint of a child, certified by the child's validators.
+    ChildCheckpoint {
+        /// The child's name under this subnet.
+        subnet: String,
+        /// The checkpoint (boxed: it is most of the variant's size).
+        checkpoint: Box<Checkpoint>,
+        /// Its certificate.
+        certificate: Certificate,
+    },
+}
+
+fn malformed(why: impl Into<String>) -> TxError {
+    TxError::Malformed(why.into())
+}
+
+/// Whether `raw` is a system transaction rather than a signed one.
+pub fn is_system(raw: &[u8]) -> bool {
+    raw.first() == Some(&SYSTEM_TX_PREFIX)
+}
+
+/// A certificate from its wire form; the aggregate signature is subgroup-checked here.
+pub fn certificate_from_proto(
+    certificate: Option<pb::CheckpointCertificate>,
+) -> Result<Certificate, TxError> {
+    let certificate = certificate.ok_or_else(|| malformed("missing certificate"))?;
+    let signature = BlsSignature::from_bytes(&certificate.signature)
+        .map_err(|e| TxError::InvalidCertificate(format!("aggregate signature: {e}")))?;
+    Ok(Certificate {
+        signers: certificate.signers,
+        signature,
+    })
+}
+
+/// The wire form of a certificate.
+pub fn certificate_to_proto(certificate: &Certificate) -> pb::CheckpointCertificate {
+    pb::CheckpointCertificate {
+        signers: certificate.signers.clone(),
+        signature: certificate.signature.to_bytes().to_vec(),
+    }
+}
+
+impl SystemTx {
+    /// The delivery of a child's checkpoint as the child's API serves it (`GetCheckpoint`),
+    /// for the parent where the child is named `subnet`.
+    pub fn child_checkpoint_from_proto(
+        subnet: &str,
+        checkpoint: &pb::Checkpoint,
+    ) -> Result<Self, TxError> {
+        if !is_valid_name(subnet) {
+            return Err(TxError::SubnetNotFound(subnet.to_owned()));
+        }
+        let parsed =
+            Checkpoint::abi_decode(&checkpoint.abi).map_err(|e| malformed(e.to_string()))?;
+        if parsed.height != checkpoint.height {
+            return Err(malformed("the checkpoint's encoding and height disagree"));
+        }
+        Ok(SystemTx::ChildCheckpoint {
+            subnet: subnet.to_owned(),
+            checkpoint: Box::new(parsed),
+            certificate: certificate_from_proto(checkpoint.certificate.clone())?,
+        })
+    }
+
+    /// Decodes `raw` if it is a system transaction (`Ok(None)` if it is not one).
+    pub fn decode(raw: &[u8]) -> Result<Option<Self>, TxError> {
+        let Some(body) = raw.strip_prefix(&[SYSTEM_TX_PREFIX]) else {
+            return Ok(None);
+        };
+        if raw.len() > MAX_TX_BYTES {
+            return Err(TxError::TxTooLarge {
+                max: MAX_TX_BYTES,
+                got: raw.len(),
+            });
+        }
+        let message =
+            pb::SystemTx::decode(body).map_err(|e| malformed(format!("system tx: {e}")))?;
+        if message.encode_to_vec() != body {
+            return Err(malformed("system tx is not canonically encoded"));
+        }
+        let tx = match message.msg.ok_or_else(|| malformed("empty system tx"))? {
+            Msg::OwnCertificate(own) => SystemTx::OwnCertificate {
+                height: own.height,
+                certificate: certificate_from_proto(own.certificate)?,
+            },
+            Msg::ChildCheckpoint(child) => {
+                if !is_valid_name(&child.subnet) {
+                    return Err(TxError::SubnetNotFound(child.subnet));
+                }
+                let certified = child
+                    .checkpoint
+                    .ok_or_else(|| malformed("missing checkpoint"))?;
+                let checkpoint = Checkpoint::abi_decode(&certified.checkpoint)
+                    .map(Box::new)
+                    .map_err(|e| malformed(e.to_string()))?;
+                SystemTx::ChildCheckpoint {
+                    subnet: child.subnet,
+                    checkpoint,
+                    certificate: certificate_from_proto(certified.certificate)?,
+                }
+            }
+        };
+        Ok(Some(tx))
+    }
+
+    /// The wire bytes: the prefix and the canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let msg = match self {
+            SystemTx::OwnCertificate {
+                height,
+                certificate,
+            } => Msg::OwnCertificate(pb::OwnCertificate {
+                height: *height,
+                certificate: Some(certificate_to_proto(certificate)),
+            }),
+            SystemTx::ChildCheckpoint {
+                subnet,
+                checkpoint,
+                certificate,
+            } => Msg::ChildCheckpoint(pb::ChildCheckpoint {
+                subnet: subnet.clone(),
+                checkpoint: Some(pb::CertifiedCheckpoint {
+                    checkpoint: checkpoint.abi_encode().to_vec(),
+                    certificate: Some(certificate_to_proto(certificate)),
+                }),
+            }),
+        };
+        let body = pb::SystemTx { msg: Some(msg) }.encode_to_vec();
+        [&[SYSTEM_TX_PREFIX][..], &body].concat()
+    }
+}
+
+/// A validator's vote extension: its signature of the pending checkpoint at `height`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointVote {
+    /// The height of the checkpoint signed.
+    pub height: u64,
+    /// The signature of its digest, subgroup-checked.
+    pub signature: BlsSignature,
+}
+
+impl CheckpointVote {
+    /// Decodes an extension, refusing any non-canonical encoding.
+    pub fn decode(bytes: &[u8]) -> Result<Self, TxError> {
+        let vote =
+            pb::CheckpointVote::decode(bytes).map_err(|e| malformed(format!("vote: {e}")))?;
+        if vote.encode_to_vec() != bytes {
+            return Err(malformed("vote extension is not canonically encoded"));
+        }
+        let signature = BlsSignature::from_bytes(&vote.signature)
+            .map_err(|e| malformed(format!("vote signature: {e}")))?;
+        Ok(Self {
+            height: vote.height,
+            signature,
+        })
+    }
+
+    /// The extension's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::CheckpointVote {
+            height: self.height,
+            signature: self.signature.to_bytes().to_vec(),
+        }
+        .encode_to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsat_checkpoint::{BlsSecretKey, CheckpointHash, SubnetHash, ValidatorSetHash};
+
+    use super::*;
+
+    fn certificate() -> Certificate {
+        let key = BlsSecretKey::from_seed(&[1; 32]).unwrap();
+        Certificate::aggregate(1, &[(0, key.sign(b"digest"))]).unwrap()
+    }
+
+    #[test]
+    fn system_transactions_round_trip_and_only_canonically() {
+        let own = SystemTx::OwnCertificate {
+            height: 10,
+            certificate: certificate(),
+        };
+        let child = SystemTx::ChildCheckpoint {
+            subnet: "beta".into(),
+            checkpoint: Box::new(Checkpoint {
+                subnet: SubnetHash::of_path("/r33/alpha/beta"),
+                height: 5,
+                block_hash: [1; 32],
+                state_root: [2; 32],
+                history_root: [3; 32],
+                cross_msgs_root: [0; 32],
+                cross_msgs_count: 0,
+                next_validator_set_hash: ValidatorSetHash([4; 32]),
+                configuration_number: 3,
+                previous: CheckpointHash::default(),
+            }),
+            certificate: certificate(),
+        };
+        for tx in [own, child] {
+            let raw = tx.encode();
+            assert!(is_system(&raw));
+            assert_eq!(SystemTx::decode(&raw), Ok(Some(tx)));
+            let mut padded = raw.clone();
+            padded.extend_from_slice(&[0x18, 0x00]);
+            assert!(SystemTx::decode(&padded).is_err());
+        }
+        assert_eq!(SystemTx::decode(&[0x0a, 0x00]), Ok(None));
+        assert!(SystemTx::decode(&[SYSTEM_TX_PREFIX]).is_err());
+    }
+
+    #[test]
+    fn votes_round_trip_and_bad_signatures_are_malformed() {
+        let key = BlsSecretKey::from_seed(&[2; 32]).unwrap();
+        let vote = CheckpointVote {
+            height: 30,
+            signature: key.sign(b"x"),
+        };
+        assert_eq!(CheckpointVote::decode(&vote.encode()), Ok(vote.clone()));
+        let mut bytes = vote.encode();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(CheckpointVote::decode(&bytes).is_err());
+        assert!(CheckpointVote::decode(&[]).is_err());
+    }
+}

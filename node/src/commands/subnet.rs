@@ -1,0 +1,414 @@
+//! `ipsat subnet`: child subnets in the registry of the subnet `--node` serves, and the
+//! homes of their validators.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use ipsat_core::{Address, Amount};
+use ipsat_proto::v1::{self as pb, tx_body::Msg};
+use ipsat_subnet::genesis::ParentAnchor;
+use ipsat_subnet::{FeeParams, Genesis};
+use serde_json::json;
+
+use super::tx::{send_and_report, SendOptions};
+use super::{print, Output};
+use crate::child_home::{self, ChildHome};
+use crate::testnet::NodePorts;
+use crate::{client, keys};
+
+#[derive(Subcommand)]
+pub enum SubnetCommand {
+    /// Register a child subnet of this subnet; the signer becomes its creator.
+    Create(CreateArgs),
+    /// Join a child as a validator: creates the validator's CometBFT and BLS keys in
+    /// --validator-home if missing, and locks --collateral from the signer's balance.
+    Join(JoinArgs),
+    /// Leave a child (at once while it waits for members; recorded once it runs).
+    Leave(SignedArgs),
+    /// Retire a child with no members left (creator only).
+    Kill(SignedArgs),
+    /// List this subnet's children.
+    List,
+    /// Show one child with its validators and latest accepted checkpoint.
+    Show {
+        /// The child's name.
+        name: String,
+    },
+    /// Write a started child's validator home from this subnet's registry: genesis,
+    /// CometBFT and ipsat configs (keys come from `subnet join`).
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+pub struct Signing {
+    /// Name of the signing key in <home>/keys.
+    #[arg(long)]
+    pub from: String,
+    /// Fee in atto-RBTC; default is the subnet's minimum for the transaction's size.
+    #[arg(long)]
+    pub fee: Option<Amount>,
+    /// Return after CheckTx instead of waiting for the commit.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl Signing {
+    fn options(&self) -> SendOptions {
+        SendOptions {
+            fee: self.fee,
+            no_wait: self.no_wait,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The child's name, [a-z0-9-]{1,32}.
+    pub name: String,
+    /// Members needed before the child starts.
+    #[arg(long)]
+    pub min_validators: u32,
+    /// Least collateral per member, atto-RBTC (power is collateral / 10^9).
+    #[arg(long)]
+    pub min_collateral: Amount,
+    /// Blocks between the child's checkpoints.
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_period: u64,
+    /// Parent blocks a confirmed leaver's collateral stays locked.
+    #[arg(long, default_value_t = 100)]
+    pub leave_delay: u64,
+    #[command(flatten)]
+    pub signing: Signing,
+}
+
+#[derive(Args)]
+pub struct JoinArgs {
+    /// The child's name.
+    pub name: String,
+    /// Collateral to lock, atto-RBTC.
+    #[arg(long)]
+    pub collateral: Amount,
+    /// The home the validator will run the child from.
+    #[arg(long)]
+    pub validator_home: PathBuf,
+    /// The cometbft executable (makes the consensus key).
+    #[arg(long, env = "IPSAT_COMETBFT", default_value = "cometbft")]
+    pub cometbft: PathBuf,
+    #[command(flatten)]
+    pub signing: Signing,
+}
+
+#[derive(Args)]
+pub struct SignedArgs {
+    /// The child's name.
+    pub name: String,
+    #[command(flatten)]
+    pub signing: Signing,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// The child's name.
+    pub name: String,
+    /// The validator home `subnet join` made the keys in.
+    #[arg(long)]
+    pub validator_home: PathBuf,
+    /// `id@host:port` of the child's other validators, comma-separated.
+    #[arg(long, default_value = "")]
+    pub persistent_peers: String,
+    /// Address the P2P, RPC, gRPC and metrics listeners bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen_address: IpAddr,
+    /// Host the other validators reach this one at.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 26656)]
+    pub p2p_port: u16,
+    #[arg(long, default_value_t = 26657)]
+    pub rpc_port: u16,
+    #[arg(long, default_value_t = 26658)]
+    pub abci_port: u16,
+    #[arg(long, default_value_t = 26660)]
+    pub cometbft_metrics_port: u16,
+    #[arg(long, default_value_t = 9090)]
+    pub grpc_port: u16,
+    #[arg(long, default_value_t = 9464)]
+    pub metrics_port: u16,
+    /// CometBFT's consensus.timeout_commit.
+    #[arg(long, default_value = "1s")]
+    pub timeout_commit: String,
+    /// The cometbft executable.
+    #[arg(long, env = "IPSAT_COMETBFT", default_value = "cometbft")]
+    pub cometbft: PathBuf,
+}
+
+fn status_name(status: i32) -> &'static str {
+    match pb::SubnetStatus::try_from(status) {
+        Ok(pb::SubnetStatus::Pending) => "pending",
+        Ok(pb::SubnetStatus::Active) => "active",
+        Ok(pb::SubnetStatus::Killed) => "killed",
+        _ => "unknown",
+    }
+}
+
+fn validator_json(v: &pb::SubnetValidator) -> serde_json::Value {
+    json!({
+        "address": Address::from_slice(&v.address).map(|a| a.to_string()).unwrap_or_default(),
+        "cometbft_key": hex::encode(&v.cometbft_key),
+        "bls_key": hex::encode(&v.bls_key),
+        "collateral": v.collateral,
+        "power": v.power,
+        "joined_at": v.joined_at,
+        "left_at": v.left_at,
+    })
+}
+
+fn subnet_json(s: &pb::Subnet) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "chain_id": s.chain_id,
+        "name": s.name,
+        "creator": Address::from_slice(&s.creator).map(|a| a.to_string()).unwrap_or_default(),
+        "status": status_name(s.status),
+        "min_validators": s.min_validators,
+        "min_collateral": s.min_collateral,
+        "checkpoint_period": s.checkpoint_period,
+        "leave_delay": s.leave_delay,
+        "configuration_number": s.configuration_number,
+        "validators": s.validators.iter().map(validator_json).collect::<Vec<_>>(),
+        "genesis_validators": s.genesis_validators.iter().map(validator_json).collect::<Vec<_>>(),
+        "genesis_configuration_number": s.genesis_configuration_number,
+        "activated_at": s.activated_at,
+        "last_checkpoint_height": s.last_checkpoint_height,
+        "last_checkpoint_hash": hex::encode(&s.last_checkpoint_hash),
+    })
+}
+
+fn subnet_line(s: &pb::Subnet) -> String {
+    format!(
+        "{:<24} {:<8} validators {:>3}/{:<3} config {:<4} checkpoint {:>8}  chain {}",
+        s.id,
+        status_name(s.status),
+        s.validators.iter().filter(|v| v.left_at == 0).count(),
+        s.min_validators,
+        s.configuration_number,
+        s.last_checkpoint_height,
+        s.chain_id
+    )
+}
+
+fn subnet_human(s: &pb::Subnet) -> String {
+    let mut out = subnet_line(s);
+    out.push_str(&format!(
+        "\n  period {} blocks, leave delay {}, started at parent height {}",
+        s.checkpoint_period, s.leave_delay, s.activated_at
+    ));
+    if !s.last_checkpoint_hash.is_empty() {
+        out.push_str(&format!(
+            "\n  latest checkpoint {} hash {}",
+            s.last_checkpoint_height,
+            hex::encode(&s.last_checkpoint_hash)
+        ));
+    }
+    for v in &s.validators {
+        let address = Address::from_slice(&v.address)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let left = if v.left_at == 0 {
+            String::new()
+        } else {
+            format!(" (left at config {})", v.left_at)
+        };
+        out.push_str(&format!(
+            "\n  validator {address} power {} collateral {}{left}",
+            v.power, v.collateral
+        ));
+    }
+    out
+}
+
+async fn fetch(client: &mut client::Client, name: &str) -> Result<pb::Subnet> {
+    client
+        .query
+        .get_subnet(pb::GetSubnetRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .with_context(|| format!("reading child {name:?}"))?
+        .into_inner()
+        .subnet
+        .context("the node returned no subnet")
+}
+
+pub async fn run(
+    command: SubnetCommand,
+    keys_dir: &Path,
+    node: &str,
+    output: Output,
+) -> Result<()> {
+    let mut client = client::Client::connect(node).await?;
+    match command {
+        SubnetCommand::Create(args) => {
+            let key = keys::load(keys_dir, &args.signing.from)?;
+            let msg = Msg::SubnetCreate(pb::SubnetCreate {
+                name: args.name,
+                min_validators: args.min_validators,
+                min_collateral: args.min_collateral.to_string(),
+                checkpoint_period: args.checkpoint_period,
+                leave_delay: args.leave_delay,
+            });
+            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+        }
+        SubnetCommand::Join(args) => {
+            let key = keys::load(keys_dir, &args.signing.from)?;
+            let keys = child_home::ensure_keys(&args.validator_home, &args.cometbft)?;
+            if output == Output::Human {
+                eprintln!(
+                    "validator keys in {}: node id {}, BLS key {}",
+                    args.validator_home.display(),
+                    keys.node_id,
+                    hex::encode(keys.bls.public_key().to_compressed())
+                );
+            }
+            let msg = Msg::SubnetJoin(pb::SubnetJoin {
+                subnet: args.name,
+                collateral: args.collateral.to_string(),
+                cometbft_key: keys.ed25519.to_vec(),
+                bls_key: keys.bls.public_key().to_compressed().to_vec(),
+                bls_pop: keys.bls.proof_of_possession().to_bytes().to_vec(),
+            });
+            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+        }
+        SubnetCommand::Leave(args) => {
+            let key = keys::load(keys_dir, &args.signing.from)?;
+            let msg = Msg::SubnetLeave(pb::SubnetLeave { subnet: args.name });
+            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+        }
+        SubnetCommand::Kill(args) => {
+            let key = keys::load(keys_dir, &args.signing.from)?;
+            let msg = Msg::SubnetKill(pb::SubnetKill { subnet: args.name });
+            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+        }
+        SubnetCommand::List => {
+            let list = client
+                .query
+                .list_subnets(pb::ListSubnetsRequest {})
+                .await?
+                .into_inner();
+            let human = if list.subnets.is_empty() {
+                format!("no child subnets at height {}", list.height)
+            } else {
+                list.subnets
+                    .iter()
+                    .map(subnet_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            print(
+                output,
+                human,
+                json!({
+                    "height": list.height,
+                    "subnets": list.subnets.iter().map(subnet_json).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        SubnetCommand::Show { name } => {
+            let subnet = fetch(&mut client, &name).await?;
+            print(output, subnet_human(&subnet), subnet_json(&subnet));
+        }
+        SubnetCommand::Init(args) => init(&mut client, args, output).await?,
+    }
+    Ok(())
+}
+
+async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Result<()> {
+    let subnet = fetch(client, &args.name).await?;
+    if subnet.status != pb::SubnetStatus::Active as i32 {
+        bail!(
+            "{} has not started: {} of {} validators have joined",
+            subnet.id,
+            subnet.validators.len(),
+            subnet.min_validators
+        );
+    }
+    let status = client
+        .query
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
+    let started = client
+        .query
+        .get_block(pb::GetBlockRequest {
+            height: subnet.activated_at,
+        })
+        .await
+        .with_context(|| format!("reading the parent block {}", subnet.activated_at))?
+        .into_inner();
+    let anchor = ParentAnchor {
+        subnet_id: status.subnet_id.parse()?,
+        chain_id: status.chain_id,
+        trusted_height: started.height,
+        trusted_hash: started
+            .block_hash
+            .as_slice()
+            .try_into()
+            .context("the parent block hash is not 32 bytes")?,
+    };
+    let genesis = Genesis::for_child(&subnet, anchor, FeeParams::default())?;
+    let keys = child_home::ensure_keys(&args.validator_home, &args.cometbft)?;
+    let ports = NodePorts {
+        home: args.validator_home.clone(),
+        host: args.host.clone(),
+        p2p: args.p2p_port,
+        rpc: args.rpc_port,
+        abci: args.abci_port,
+        grpc: args.grpc_port,
+        metrics: args.metrics_port,
+        cometbft_metrics: args.cometbft_metrics_port,
+    };
+    child_home::write(
+        &args.validator_home,
+        &ChildHome {
+            subnet: &subnet,
+            genesis: &genesis,
+            genesis_time: &started.time,
+            ports: &ports,
+            listen: args.listen_address,
+            persistent_peers: &args.persistent_peers,
+            timeout_commit: &args.timeout_commit,
+            cometbft: &args.cometbft,
+        },
+    )?;
+    let is_validator = subnet
+        .genesis_validators
+        .iter()
+        .any(|v| v.cometbft_key == keys.ed25519);
+    let role = if is_validator {
+        "a genesis validator"
+    } else {
+        "not a genesis validator (it will follow the chain without signing)"
+    };
+    print(
+        output,
+        format!(
+            "wrote {} for {} (chain {}), {role}\nnode id {}; start it with `ipsat node start --home {}`",
+            args.validator_home.display(),
+            subnet.id,
+            subnet.chain_id,
+            keys.node_id,
+            args.validator_home.display()
+        ),
+        json!({
+            "home": args.validator_home,
+            "subnet_id": subnet.id,
+            "chain_id": subnet.chain_id,
+            "node_id": keys.node_id,
+            "validator": is_validator,
+            "p2p": format!("{}@{}:{}", keys.node_id, args.host, args.p2p_port),
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,450 @@
+//! This subnet's own checkpoints: the set that signs them, the height waiting for a
+//! certificate, and the certificates the proposers inject.
+//!
+//! Keys: `c/params` -> [`Params`]; `c/set` -> the signing set (registry [`Member`]s, sorted by
+//! address); `c/next` -> the height of the oldest checkpoint without a certificate;
+//! `c/cert/<height be>` -> a certified checkpoint ([`StoredCheckpoint`]); `c/last` -> the
+//! height of the latest certified one; `c/parent` -> the parent anchor from genesis.
+//!
+//! The timeline of checkpoint `C` (a multiple of the period): FinalizeBlock(C) cuts it from
+//! the block's roots and the app keeps it outside the state tree ([`CutCheckpoints`]), since
+//! it commits to that very tree; from ExtendVote(C+1) on, every validator signs it in its
+//! vote extension; the first proposer that sees signatures of more than two thirds of the
+//! power injects their aggregate; when that block is final the checkpoint is certified here
+//! and validators move on to the next one. Nothing here ever rejects a block for a missing
+//! certificate: without one, checkpoints wait and blocks go on.
+
+use std::collections::BTreeSet;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ipsat_checkpoint::{
+    is_quorum, BlsSecretKey, BlsSignature, Certificate, Checkpoint, CheckpointDigest,
+    CheckpointDomain, CheckpointHash,
+};
+use ipsat_core::types::cometbft_address;
+use ipsat_core::{CheckpointVote, SubnetId, SystemTx, TxError};
+
+use crate::component::{Component, ExecError};
+use crate::components::registry::{self, Member};
+use crate::context::{ExtendedCommit, ValidatorAddress};
+use crate::delta::{StateDelta, StateError, StateRead};
+use crate::genesis::{Genesis, ParentAnchor};
+use crate::Event;
+
+/// The checkpoints component.
+pub struct Checkpoints;
+
+const PARAMS_KEY: &[u8] = b"c/params";
+const SET_KEY: &[u8] = b"c/set";
+const NEXT_KEY: &[u8] = b"c/next";
+const LAST_KEY: &[u8] = b"c/last";
+const PARENT_KEY: &[u8] = b"c/parent";
+
+/// The state key of the certified checkpoint at `height`.
+pub fn certified_key(height: u64) -> Vec<u8> {
+    [b"c/cert/".as_slice(), &height.to_be_bytes()].concat()
+}
+
+/// How this subnet checkpoints, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Params {
+    /// Blocks between two checkpoints.
+    pub period: u64,
+    /// The configuration number of the signing set.
+    pub configuration_number: u64,
+    /// The RSK chain id of the tree.
+    pub chain_id: u64,
+    /// The verifying contract, zero under a subnet parent.
+    pub verifier: [u8; 20],
+}
+
+impl Params {
+    /// The domain checkpoint digests are bound to.
+    pub fn domain(&self) -> CheckpointDomain {
+        CheckpointDomain {
+            chain_id: self.chain_id,
+            verifier: self.verifier,
+        }
+    }
+}
+
+/// A checkpoint with its certificate, as stored here and in a parent's registry.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StoredCheckpoint {
+    /// The checkpoint's ABI encoding.
+    pub abi: Vec<u8>,
+    /// The certificate's signer bitmap.
+    pub signers: Vec<u8>,
+    /// The aggregate signature, compressed.
+    pub signature: Vec<u8>,
+    /// The height of the block that certified (or, in a parent, accepted) it.
+    pub recorded_at: u64,
+}
+
+impl StoredCheckpoint {
+    /// Records `checkpoint` with `certificate` at block `height`.
+    pub fn new(checkpoint: &Checkpoint, certificate: &Certificate, height: u64) -> Self {
+        Self {
+            abi: checkpoint.abi_encode().to_vec(),
+            signers: certificate.signers.clone(),
+            signature: certificate.signature.to_bytes().to_vec(),
+            recorded_at: height,
+        }
+    }
+
+    /// The checkpoint and certificate back.
+    pub fn decode(&self) -> Result<(Checkpoint, Certificate), StateError> {
+        let corrupt = |detail: String| StateError::Corrupt {
+            key: "stored checkpoint".into(),
+            detail,
+        };
+        let checkpoint = Checkpoint::abi_decode(&self.abi).map_err(|e| corrupt(e.to_string()))?;
+        let signature =
+            BlsSignature::from_bytes(&self.signature).map_err(|e| corrupt(e.to_string()))?;
+        Ok((
+            checkpoint,
+            Certificate {
+                signers: self.signers.clone(),
+                signature,
+            },
+        ))
+    }
+}
+
+/// Checkpoints cut but kept outside the state tree, by height (the store implements it).
+pub trait CutCheckpoints {
+    /// The checkpoint cut at `height`, if one was.
+    fn cut_checkpoint(&self, height: u64) -> Result<Option<Checkpoint>, StateError>;
+}
+
+/// The checkpoint parameters, `None` if this subnet cuts none.
+pub fn params(state: &impl StateRead) -> Result<Option<Params>, StateError> {
+    state.get(PARAMS_KEY)
+}
+
+/// The signing set, sorted by address.
+pub fn signing_set(state: &impl StateRead) -> Result<Vec<Member>, StateError> {
+    Ok(state.get(SET_KEY)?.unwrap_or_default())
+}
+
+/// The height of the oldest checkpoint still waiting for a certificate.
+pub fn next_height(state: &impl StateRead) -> Result<Option<u64>, StateError> {
+    state.get(NEXT_KEY)
+}
+
+/// The height of the latest certified checkpoint, 0 before the first.
+pub fn last_certified(state: &impl StateRead) -> Result<u64, StateError> {
+    Ok(state.get(LAST_KEY)?.unwrap_or(0))
+}
+
+/// The certified checkpoint at `height`.
+pub fn certified(
+    state: &impl StateRead,
+    height: u64,
+) -> Result<Option<StoredCheckpoint>, StateError> {
+    state.get(&certified_key(height))
+}
+
+/// The parent anchor from genesis.
+pub fn parent(state: &impl StateRead) -> Result<Option<ParentAnchor>, StateError> {
+    let raw: Option<Vec<u8>> = state.get(PARENT_KEY)?;
+    raw.map(|bytes| {
+        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            key: "c/parent".into(),
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+impl Component for Checkpoints {
+    fn name(&self) -> &'static str {
+        "checkpoints"
+    }
+
+    fn init_chain(&self, state: &mut StateDelta<'_>, genesis: &Genesis) -> Result<(), StateError> {
+        if let Some(anchor) = &genesis.parent {
+            let json = serde_json::to_vec(anchor).map_err(|e| StateError::Corrupt {
+                key: "c/parent".into(),
+                detail: e.to_string(),
+            })?;
+            state.put(PARENT_KEY.to_vec(), &json);
+        }
+        let Some(checkpoints) = &genesis.checkpoints else {
+            return Ok(());
+        };
+        let mut set = Vec::with_capacity(genesis.validators.len());
+        for validator in &genesis.validators {
+            let key = ipsat_checkpoint::BlsPublicKey::from_compressed(&validator.bls_key).map_err(
+                |e| StateError::Corrupt {
+                    key: "genesis validator".into(),
+                    detail: e.to_string(),
+                },
+            )?;
+            set.push(Member {
+                address: *validator.address.as_bytes(),
+                cometbft_key: validator.cometbft_key,
+                bls_key: key.to_uncompressed().to_vec(),
+                collateral: validator.collateral.atto(),
+                joined_at: checkpoints.configuration_number,
+                left_at: None,
+            });
+        }
+        let params = Params {
+            period: checkpoints.period,
+            configuration_number: checkpoints.configuration_number,
+            chain_id: genesis.subnet_id.root_chain_id(),
+            verifier: checkpoints
+                .verifier
+                .map(|a| *a.as_bytes())
+                .unwrap_or([0; 20]),
+        };
+        state.put(PARAMS_KEY.to_vec(), &params);
+        state.put(SET_KEY.to_vec(), &set);
+        state.put(NEXT_KEY.to_vec(), &checkpoints.period);
+        Ok(())
+    }
+}
+
+/// A checkpoint due at a block, waiting for the block's hash and roots.
+#[derive(Debug)]
+pub struct DueCheckpoint(Checkpoint);
+
+impl DueCheckpoint {
+    /// The checkpoint, once the block's roots are known.
+    pub fn seal(
+        self,
+        block_hash: [u8; 32],
+        state_root: [u8; 32],
+        history_root: [u8; 32],
+    ) -> Checkpoint {
+        Checkpoint {
+            block_hash,
+            state_root,
+            history_root,
+            ..self.0
+        }
+    }
+}
+
+/// The checkpoint block `height` must cut, if one is due: everything but the block's own
+/// roots, which the app fills in once they are computed ([`DueCheckpoint::seal`]).
+pub fn due(
+    state: &impl StateRead,
+    subnet: &SubnetId,
+    height: u64,
+    cuts: &impl CutCheckpoints,
+) -> Result<Option<DueCheckpoint>, StateError> {
+    let Some(params) = params(state)? else {
+        return Ok(None);
+    };
+    if height == 0 || !height.is_multiple_of(params.period) {
+        return Ok(None);
+    }
+    let previous = match height.checked_sub(params.period).filter(|h| *h > 0) {
+        Some(earlier) => cuts
+            .cut_checkpoint(earlier)?
+            .map(|cp| cp.hash())
+            .ok_or_else(|| StateError::Corrupt {
+                key: format!("checkpoint {earlier}"),
+                detail: "the previous checkpoint was never cut".into(),
+            })?,
+        None => CheckpointHash::default(),
+    };
+    Ok(Some(DueCheckpoint(Checkpoint {
+        subnet: subnet.hash(),
+        height,
+        block_hash: [0; 32],
+        state_root: [0; 32],
+        history_root: [0; 32],
+        cross_msgs_root: [0; 32],
+        cross_msgs_count: 0,
+        next_validator_set_hash: registry::set_hash(&signing_set(state)?),
+        configuration_number: params.configuration_number,
+        previous,
+    })))
+}
+
+/// The checkpoint validators sign now and its digest: the oldest one without a certificate,
+/// once it has been cut.
+pub fn pending(
+    state: &impl StateRead,
+    cuts: &impl CutCheckpoints,
+) -> Result<Option<(Checkpoint, CheckpointDigest)>, StateError> {
+    let (Some(params), Some(next)) = (params(state)?, next_height(state)?) else {
+        return Ok(None);
+    };
+    Ok(cuts.cut_checkpoint(next)?.map(|cp| {
+        let digest = cp.digest(&params.domain());
+        (cp, digest)
+    }))
+}
+
+/// This validator's extension: its signature of the pending checkpoint, or nothing when
+/// none is pending or it is not in the signing set.
+pub fn sign_pending(
+    state: &impl StateRead,
+    cuts: &impl CutCheckpoints,
+    key: &BlsSecretKey,
+) -> Result<Vec<u8>, StateError> {
+    let Some((checkpoint, digest)) = pending(state, cuts)? else {
+        return Ok(Vec::new());
+    };
+    let public = key.public_key().to_uncompressed();
+    if !signing_set(state)?.iter().any(|m| m.bls_key == public) {
+        return Ok(Vec::new());
+    }
+    Ok(CheckpointVote {
+        height: checkpoint.height,
+        signature: key.sign(&digest.0),
+    }
+    .encode())
+}
+
+/// Why a vote extension is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    /// The bytes are not a vote.
+    #[error("malformed vote extension: {0}")]
+    Malformed(String),
+    /// No checkpoint is pending, or another one is.
+    #[error("the extension signs checkpoint {got}, the pending one is {pending:?}")]
+    WrongHeight {
+        /// The height the vote names.
+        got: u64,
+        /// The pending height, if any.
+        pending: Option<u64>,
+    },
+    /// The validator is not in the signing set.
+    #[error("the validator is not in the checkpoint signing set")]
+    NotASigner,
+    /// The signature does not verify under the validator's key.
+    #[error("the checkpoint signature does not verify")]
+    BadSignature,
+    /// The node's own state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Checks `validator`'s extension: empty is always fine; anything else must be a valid
+/// signature, by that validator's registered key, of the pending checkpoint. Returns the
+/// validator's index in the signing set and its signature when there is one.
+pub fn verify_vote(
+    state: &impl StateRead,
+    cuts: &impl CutCheckpoints,
+    validator: &ValidatorAddress,
+    extension: &[u8],
+) -> Result<Option<(usize, BlsSignature)>, VoteError> {
+    if extension.is_empty() {
+        return Ok(None);
+    }
+    let vote =
+        CheckpointVote::decode(extension).map_err(|e| VoteError::Malformed(e.to_string()))?;
+    let pending = pending(state, cuts)?;
+    let Some((checkpoint, digest)) = pending.filter(|(cp, _)| cp.height == vote.height) else {
+        return Err(VoteError::WrongHeight {
+            got: vote.height,
+            pending: next_height(state)?,
+        });
+    };
+    debug_assert_eq!(checkpoint.height, vote.height);
+    let set = signing_set(state)?;
+    let index = set
+        .iter()
+        .position(|m| cometbft_address(&m.cometbft_key) == *validator)
+        .ok_or(VoteError::NotASigner)?;
+    set[index]
+        .bls()?
+        .verify(&digest.0, &vote.signature)
+        .map_err(|_| VoteError::BadSignature)?;
+    Ok(Some((index, vote.signature)))
+}
+
+/// The proposer's certificate for the pending checkpoint from the previous height's votes:
+/// every extension is verified again (late precommits reach the proposer unverified),
+/// each signer counts once, power comes from state, and nothing is returned below quorum.
+pub fn certificate_from_votes(
+    state: &impl StateRead,
+    cuts: &impl CutCheckpoints,
+    votes: &ExtendedCommit,
+) -> Result<Option<SystemTx>, StateError> {
+    let Some((checkpoint, _)) = pending(state, cuts)? else {
+        return Ok(None);
+    };
+    let set = signing_set(state)?;
+    let mut seen = BTreeSet::new();
+    let mut signatures = Vec::new();
+    for vote in votes.votes.iter().filter(|v| v.committed) {
+        match verify_vote(state, cuts, &vote.validator, &vote.extension) {
+            Ok(Some((index, signature))) if seen.insert(index) => {
+                signatures.push((index, signature));
+            }
+            Err(VoteError::State(e)) => return Err(e),
+            _ => {}
+        }
+    }
+    let signed: u128 = seen.iter().map(|i| u128::from(set[*i].power())).sum();
+    let total: u128 = set.iter().map(|m| u128::from(m.power())).sum();
+    if !is_quorum(signed, total) {
+        return Ok(None);
+    }
+    Ok(
+        Certificate::aggregate(set.len(), &signatures).map(|certificate| {
+            SystemTx::OwnCertificate {
+                height: checkpoint.height,
+                certificate,
+            }
+        }),
+    )
+}
+
+/// Checks a proposer's certificate of the pending checkpoint at `height` against state.
+pub fn verify_own_certificate(
+    state: &impl StateRead,
+    cuts: &impl CutCheckpoints,
+    height: u64,
+    certificate: &Certificate,
+) -> Result<Checkpoint, ExecError> {
+    let pending = pending(state, cuts)?;
+    let Some((checkpoint, digest)) = pending.filter(|(cp, _)| cp.height == height) else {
+        return Err(TxError::CheckpointOutOfOrder {
+            expected: next_height(state)?.unwrap_or(0),
+            got: height,
+        }
+        .into());
+    };
+    let set = registry::signers(&signing_set(state)?)?;
+    certificate
+        .verify(&set, &digest.0)
+        .map_err(|e| TxError::InvalidCertificate(e.to_string()))?;
+    Ok(checkpoint)
+}
+
+/// Records the certificate of the pending checkpoint, verified again against `state`, and
+/// moves signing on to the next checkpoint.
+pub fn record_own_certificate(
+    state: &mut StateDelta<'_>,
+    cuts: &impl CutCheckpoints,
+    height: u64,
+    certificate: &Certificate,
+    block_height: u64,
+) -> Result<Vec<Event>, ExecError> {
+    let checkpoint = verify_own_certificate(state, cuts, height, certificate)?;
+    let Some(params) = params(state)? else {
+        return Err(TxError::CheckpointMismatch("this subnet cuts no checkpoints".into()).into());
+    };
+    state.put(
+        certified_key(height),
+        &StoredCheckpoint::new(&checkpoint, certificate, block_height),
+    );
+    state.put(LAST_KEY.to_vec(), &height);
+    state.put(NEXT_KEY.to_vec(), &(height + params.period));
+    Ok(vec![Event {
+        kind: "checkpoint_certified",
+        attributes: vec![
+            ("height", height.to_string()),
+            ("hash", hex::encode(checkpoint.hash().0)),
+            ("signers", certificate.signer_indices().count().to_string()),
+        ],
+    }])
+}

@@ -1,0 +1,195 @@
+//! `TestTree`: a parent [`TestChain`] and one child [`TestChain`] started from the parent's
+//! registry, in one process. The child's validators are created in the parent with real
+//! `SubnetCreate` and `SubnetJoin` transactions, the child's genesis is built from the
+//! parent's record exactly as `ipsat subnet init` builds it, and [`TestTree::deliver`] hands
+//! the child's certified checkpoints to the parent's proposers the way the delivery service
+//! does.
+
+use std::path::Path;
+
+use ipsat_core::action::ATTO_PER_POWER;
+use ipsat_core::tx::{address_of, sign};
+use ipsat_core::{Address, Amount, SubnetId};
+use ipsat_proto::v1 as pb;
+use secp256k1::{PublicKey, Secp256k1, SecretKey};
+
+use crate::genesis::{FeeParams, Genesis, GenesisAccount, ParentAnchor};
+use crate::test_chain::{TestChain, TestChainError};
+
+/// What a test tree is made of.
+#[derive(Debug, Clone)]
+pub struct TreeSpec {
+    /// The parent's path.
+    pub parent: SubnetId,
+    /// The child's name under it.
+    pub child: String,
+    /// Validators of the parent.
+    pub parent_validators: usize,
+    /// Validators of the child.
+    pub child_validators: usize,
+    /// The child's checkpoint period.
+    pub period: u64,
+}
+
+/// A parent, its registry holding one active child, and the child; see the module docs.
+pub struct TestTree {
+    /// The parent subnet.
+    pub parent: TestChain,
+    /// The child subnet.
+    pub child: TestChain,
+    /// The child's name in the parent.
+    pub child_name: String,
+    /// The parent's accounts that created the child (0) and joined it (1..).
+    pub accounts: ParentAccounts,
+}
+
+/// Accounts funded in the parent's genesis, which sign the parent's transactions.
+pub struct ParentAccounts {
+    /// The parent's path, the signatures' domain.
+    pub subnet: SubnetId,
+    /// Their secret keys.
+    pub keys: Vec<SecretKey>,
+    nonces: Vec<u64>,
+}
+
+impl ParentAccounts {
+    /// A transaction of account `index`, signed with its next nonce.
+    pub fn signed(&mut self, index: usize, msg: pb::tx_body::Msg) -> Vec<u8> {
+        let key = self.keys[index];
+        let body = pb::TxBody {
+            subnet_id: self.subnet.to_string(),
+            from: address(&key).as_bytes().to_vec(),
+            nonce: self.nonces[index],
+            fee: "100000000000000".into(),
+            msg: Some(msg),
+        };
+        self.nonces[index] += 1;
+        sign(&key, &self.subnet, &body)
+    }
+}
+
+/// Each funded account's genesis balance in the parent.
+pub const ACCOUNT_BALANCE: u128 = 1_000_000 * ATTO_PER_POWER * ATTO_PER_POWER;
+
+/// The seed of the child's validator keys ([`crate::TestKeys`]).
+pub const CHILD_SEED: &str = "child";
+
+fn account_key(index: usize) -> SecretKey {
+    let seed = blake3::hash(format!("tree-account-{index}").as_bytes());
+    SecretKey::from_slice(seed.as_bytes()).expect("a hash is a valid key here")
+}
+
+/// The address of a secret key.
+pub fn address(key: &SecretKey) -> Address {
+    address_of(&PublicKey::from_secret_key(&Secp256k1::new(), key))
+}
+
+impl TestTree {
+    /// Builds the parent, registers and fills the child, and starts the child from the
+    /// parent's record.
+    pub fn new(dir: &Path, spec: &TreeSpec) -> Result<Self, TestChainError> {
+        let keys: Vec<SecretKey> = (0..=spec.child_validators).map(account_key).collect();
+        let parent_genesis = Genesis {
+            subnet_id: spec.parent.clone(),
+            fees: FeeParams::default(),
+            accounts: keys
+                .iter()
+                .map(|key| GenesisAccount {
+                    address: address(key),
+                    balance: Amount::from_atto(ACCOUNT_BALANCE),
+                })
+                .collect(),
+            validators: Vec::new(),
+            checkpoints: None,
+            parent: None,
+        };
+        let json = serde_json::to_vec(&parent_genesis).expect("a genesis serialises");
+        let mut parent =
+            TestChain::new(&dir.join("parent"), "parent", spec.parent_validators, &json)?;
+        let mut accounts = ParentAccounts {
+            subnet: spec.parent.clone(),
+            nonces: vec![0; keys.len()],
+            keys,
+        };
+        let create = accounts.signed(
+            0,
+            pb::tx_body::Msg::SubnetCreate(pb::SubnetCreate {
+                name: spec.child.clone(),
+                min_validators: spec.child_validators as u32,
+                min_collateral: ATTO_PER_POWER.to_string(),
+                checkpoint_period: spec.period,
+                leave_delay: 10,
+            }),
+        );
+        let codes = parent.block_codes(&[create])?;
+        assert_eq!(codes, [0], "the child's creation failed");
+        let joins: Vec<Vec<u8>> = (0..spec.child_validators)
+            .map(|i| {
+                let keys = crate::TestKeys::new(CHILD_SEED, i);
+                accounts.signed(
+                    i + 1,
+                    pb::tx_body::Msg::SubnetJoin(pb::SubnetJoin {
+                        subnet: spec.child.clone(),
+                        collateral: (10 * ATTO_PER_POWER).to_string(),
+                        cometbft_key: keys.cometbft_key.to_vec(),
+                        bls_key: keys.bls.public_key().to_compressed().to_vec(),
+                        bls_pop: keys.bls.proof_of_possession().to_bytes().to_vec(),
+                    }),
+                )
+            })
+            .collect();
+        let codes = parent.block_codes(&joins)?;
+        assert!(codes.iter().all(|c| *c == 0), "joins failed: {codes:?}");
+        let (subnet, _) = parent.validators()[0]
+            .query
+            .subnet(&spec.child)
+            .map_err(|source| TestChainError::App {
+                validator: 0,
+                source,
+            })?
+            .expect("the child was just created");
+        let anchor = ParentAnchor {
+            subnet_id: spec.parent.clone(),
+            chain_id: "test-parent".into(),
+            trusted_height: parent.height(),
+            trusted_hash: parent.app_hash(),
+        };
+        let genesis = Genesis::for_child(&subnet, anchor, FeeParams::default())
+            .expect("the registry's record makes a valid genesis");
+        let json = serde_json::to_vec(&genesis).expect("a genesis serialises");
+        let child = TestChain::new(&dir.join("child"), CHILD_SEED, spec.child_validators, &json)?;
+        Ok(Self {
+            parent,
+            child,
+            child_name: spec.child.clone(),
+            accounts,
+        })
+    }
+
+    /// Queues, on every parent validator, the child's certified checkpoints the parent has
+    /// not accepted yet, in order; how many.
+    pub fn deliver(&self) -> usize {
+        let child = &self.child.validators()[0].query;
+        let accepted = self.parent.validators()[0]
+            .query
+            .subnet(&self.child_name)
+            .ok()
+            .flatten()
+            .map(|(s, _)| (s.last_checkpoint_height, s.checkpoint_period))
+            .unwrap_or_default();
+        let (mut height, period) = (accepted.0 + accepted.1, accepted.1);
+        let mut delivered = 0;
+        while let Ok(Some(tx)) = child.delivery_tx(height) {
+            for validator in self.parent.validators() {
+                validator.app.proposal_inputs().offer(
+                    "test-tree",
+                    format!("{}/{height:020}", self.child_name),
+                    tx.clone(),
+                );
+            }
+            delivered += 1;
+            height += period;
+        }
+        delivered
+    }
+}
