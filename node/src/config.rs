@@ -40,6 +40,7 @@ pub struct CheckpointsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bls_key: Option<PathBuf>,
     /// Children whose certified checkpoints this node pulls and proposes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildEndpoint>,
     /// How often the children are polled.
     pub poll_interval_ms: u64,

@@ -8,6 +8,7 @@
 //! so the tests see exactly what an operator and a dApp see.
 
 pub mod containers;
+pub mod cut;
 pub mod rsk;
 
 use std::os::unix::process::CommandExt as _;
@@ -34,6 +35,7 @@ pub struct Testnet {
     bin: PathBuf,
     /// The subnet id `testnet init` chose for this testnet.
     pub subnet: SubnetId,
+    homes: Vec<PathBuf>,
     grpc_ports: Vec<u16>,
     nodes: Vec<Option<Child>>,
 }
@@ -86,17 +88,36 @@ impl Testnet {
             .map(|n| n["grpc"].as_u64().map(|p| p as u16).context("grpc port"))
             .collect::<Result<Vec<_>>>()?;
         let subnet = layout["subnet_id"].as_str().context("subnet id")?.parse()?;
+        let homes = (0..grpc_ports.len())
+            .map(|i| dir.path().join("net").join(format!("node{i}")))
+            .collect();
         Ok(Self {
             dir,
             bin: bin.to_owned(),
             subnet,
+            homes,
             nodes: (0..grpc_ports.len()).map(|_| None).collect(),
             grpc_ports,
         })
     }
 
-    fn home(&self, i: usize) -> PathBuf {
-        self.dir.path().join("net").join(format!("node{i}"))
+    /// The home directory of node `i`.
+    pub fn home(&self, i: usize) -> PathBuf {
+        self.homes[i].clone()
+    }
+
+    /// A directory inside this testnet's temporary directory, for homes of other networks.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Takes over a node home made elsewhere (a child subnet's validator, say) whose gRPC API
+    /// listens on `grpc_port`; returns its index for [`Testnet::start`] and the others.
+    pub fn adopt(&mut self, home: PathBuf, grpc_port: u16) -> usize {
+        self.homes.push(home);
+        self.grpc_ports.push(grpc_port);
+        self.nodes.push(None);
+        self.nodes.len() - 1
     }
 
     /// The gRPC port of node `i`.

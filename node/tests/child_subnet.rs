@@ -1,0 +1,339 @@
+//! A child subnet on real CometBFT, started from its parent's registry, checkpointing into
+//! the parent: a parent of 4 validators and a child of 3, set up only through the CLI an
+//! operator uses. Five consecutive child checkpoints are accepted in the parent in order,
+//! each certificate verifying against the child's set in parent state; a child validator
+//! killed with SIGKILL comes back and signs again; with the network between the subnets cut,
+//! `ipsat relay` catches the parent up.
+
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipsat_checkpoint::{BlsPublicKey, Certificate, CheckpointDomain, Signer};
+use ipsat_core::system::certificate_from_proto;
+use ipsat_proto::v1 as pb;
+use ipsat_tests::cut::CutNetworkProxy;
+use ipsat_tests::{Client, Testnet};
+
+const BASE: u16 = 27200;
+const PERIOD: u64 = 4;
+const CHILD: usize = 3;
+
+fn child_port(i: usize, offset: u16) -> u16 {
+    BASE + 100 + 10 * i as u16 + offset
+}
+
+fn child_grpc(i: usize) -> u16 {
+    BASE + 410 + i as u16
+}
+
+fn proxy_port(parent: usize) -> u16 {
+    BASE + 420 + parent as u16
+}
+
+fn cli(net: &Testnet, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = net.cli(args).unwrap();
+    assert!(ok, "ipsat {args:?} failed:\n{stderr}\n{stdout}");
+    stdout
+}
+
+fn node_id(home: &Path) -> String {
+    let out = std::process::Command::new("cometbft")
+        .args(["show-node-id", "--home"])
+        .arg(home.join("cometbft"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn subnet(parent: &mut Client) -> pb::Subnet {
+    parent
+        .query
+        .get_subnet(pb::GetSubnetRequest {
+            name: "beta".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subnet
+        .unwrap()
+}
+
+async fn checkpoint(client: &mut Client, child: &str, height: u64) -> Option<pb::Checkpoint> {
+    client
+        .query
+        .get_checkpoint(pb::GetCheckpointRequest {
+            child: child.into(),
+            height,
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().checkpoint)
+}
+
+/// Waits until the parent has accepted the child's checkpoint at `height`, printing progress.
+async fn wait_accepted(net: &Testnet, parent: &mut Client, height: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = u64::MAX;
+    loop {
+        let accepted = subnet(parent).await.last_checkpoint_height;
+        if accepted != last {
+            eprintln!("parent has accepted child checkpoints up to {accepted}");
+            last = accepted;
+        }
+        if accepted >= height {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint {height} not accepted within {timeout:?}\n{}\n{}",
+            net.logs(0),
+            net.logs(4)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The child's latest certified checkpoint height, as child node `i` serves it.
+async fn certified(net: &Testnet, i: usize) -> u64 {
+    let mut client = net.client(4 + i).await.unwrap();
+    checkpoint(&mut client, "", 0)
+        .await
+        .map_or(0, |cp| cp.height)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
+    let bin = env!("CARGO_BIN_EXE_ipsat");
+    let mut net = Testnet::init(bin.as_ref(), 4, BASE).unwrap();
+
+    // Every parent validator pulls the child's checkpoints from a child node, through a
+    // proxy the test can cut.
+    let mut proxies = Vec::new();
+    for p in 0..4 {
+        let listen: SocketAddr = ([127, 0, 0, 1], proxy_port(p)).into();
+        let target: SocketAddr = ([127, 0, 0, 1], child_grpc(p % CHILD)).into();
+        proxies.push(CutNetworkProxy::start(listen, target).await.unwrap());
+        let config = net.home(p).join("config/ipsat.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "\n[[checkpoints.children]]\nname = \"beta\"\ngrpc = \"http://127.0.0.1:{}\"\n",
+            proxy_port(p)
+        ));
+        std::fs::write(&config, text).unwrap();
+    }
+    net.start_all().unwrap();
+    net.wait_for_height(0, 2, Duration::from_secs(90))
+        .await
+        .unwrap();
+
+    // The registry, through the CLI.
+    cli(
+        &net,
+        &[
+            "subnet",
+            "create",
+            "beta",
+            "--min-validators",
+            "3",
+            "--min-collateral",
+            "1000000000",
+            "--checkpoint-period",
+            &PERIOD.to_string(),
+            "--from",
+            "faucet",
+        ],
+    );
+    let homes: Vec<_> = (0..CHILD).map(|i| net.path(&format!("child{i}"))).collect();
+    for (i, home) in homes.iter().enumerate() {
+        cli(
+            &net,
+            &[
+                "subnet",
+                "join",
+                "beta",
+                "--collateral",
+                "10000000000",
+                "--validator-home",
+                home.to_str().unwrap(),
+                "--from",
+                &format!("account-{}", i + 1),
+            ],
+        );
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&net, &["subnet", "list", "--output", "json"])).unwrap();
+    assert_eq!(listed["subnets"][0]["status"], "active");
+    assert_eq!(
+        listed["subnets"][0]["genesis_validators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Each validator writes its home from the registry; all three get the same genesis.
+    let ids: Vec<String> = homes.iter().map(|h| node_id(h)).collect();
+    for (i, home) in homes.iter().enumerate() {
+        let peers: Vec<String> = (0..CHILD)
+            .filter(|j| *j != i)
+            .map(|j| format!("{}@127.0.0.1:{}", ids[j], child_port(j, 6)))
+            .collect();
+        let ports = [
+            ("--cometbft-metrics-port", child_port(i, 5)),
+            ("--p2p-port", child_port(i, 6)),
+            ("--rpc-port", child_port(i, 7)),
+            ("--abci-port", child_port(i, 8)),
+            ("--grpc-port", child_grpc(i)),
+            ("--metrics-port", BASE + 460 + i as u16),
+        ];
+        let mut args: Vec<String> = [
+            "subnet",
+            "init",
+            "beta",
+            "--validator-home",
+            home.to_str().unwrap(),
+            "--persistent-peers",
+            &peers.join(","),
+            "--timeout-commit",
+            "300ms",
+            "--output",
+            "json",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for (flag, port) in ports {
+            args.push(flag.into());
+            args.push(port.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let written: serde_json::Value = serde_json::from_str(&cli(&net, &args)).unwrap();
+        assert_eq!(written["validator"], true);
+    }
+    let genesis = |i: usize| std::fs::read(homes[i].join("cometbft/config/genesis.json")).unwrap();
+    assert_eq!(genesis(0), genesis(1));
+    assert_eq!(genesis(0), genesis(2));
+    for (i, home) in homes.iter().enumerate() {
+        let index = net.adopt(home.clone(), child_grpc(i));
+        net.start(index).unwrap();
+    }
+
+    // Five consecutive checkpoints accepted in the parent, each certified by the child's
+    // genesis set held in parent state.
+    let mut parent = net.client(0).await.unwrap();
+    wait_accepted(&net, &mut parent, 5 * PERIOD, Duration::from_secs(240)).await;
+    let record = subnet(&mut parent).await;
+    let set: Vec<Signer> = record
+        .genesis_validators
+        .iter()
+        .map(|v| Signer {
+            key: BlsPublicKey::from_compressed(&v.bls_key).unwrap(),
+            power: v.power,
+        })
+        .collect();
+    let domain = CheckpointDomain::subnet_parent(33);
+    let mut child = net.client(4).await.unwrap();
+    let mut previous = vec![0u8; 32];
+    for n in 1..=5 {
+        let accepted = checkpoint(&mut parent, "beta", n * PERIOD).await.unwrap();
+        let own = checkpoint(&mut child, "", n * PERIOD).await.unwrap();
+        assert_eq!(accepted.hash, own.hash, "checkpoint {}", n * PERIOD);
+        assert_eq!(accepted.previous_checkpoint_hash, previous);
+        let parsed = ipsat_checkpoint::Checkpoint::abi_decode(&accepted.abi).unwrap();
+        assert_eq!(parsed.digest(&domain).0.to_vec(), accepted.digest);
+        let certificate: Certificate =
+            certificate_from_proto(accepted.certificate.clone()).unwrap();
+        let signed = certificate.verify(&set, &accepted.digest).unwrap();
+        assert!(
+            signed * 3 > 2 * 30,
+            "certificate of {} signed by {signed}",
+            n * PERIOD
+        );
+        previous = accepted.hash.clone();
+    }
+
+    // SIGKILL one child validator: with one of three down the child cannot commit, so
+    // checkpoints pause; after the restart they go on and it signs again.
+    let victim_key = std::fs::read_to_string(homes[2].join("config/bls_key.json")).unwrap();
+    let victim_key: serde_json::Value = serde_json::from_str(&victim_key).unwrap();
+    let victim = record
+        .genesis_validators
+        .iter()
+        .position(|v| hex::encode(&v.bls_key) == victim_key["public_key"].as_str().unwrap())
+        .unwrap();
+    net.kill9(6).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    net.start(6).unwrap();
+    let resumed = subnet(&mut parent).await.last_checkpoint_height + 3 * PERIOD;
+    wait_accepted(&net, &mut parent, resumed, Duration::from_secs(240)).await;
+    let latest = checkpoint(&mut parent, "beta", resumed).await.unwrap();
+    let signers = certificate_from_proto(latest.certificate).unwrap();
+    let mut signed_again = signers.signer_indices().any(|i| i == victim);
+    let mut height = resumed;
+    while !signed_again {
+        height += PERIOD;
+        wait_accepted(&net, &mut parent, height, Duration::from_secs(120)).await;
+        let cp = checkpoint(&mut parent, "beta", height).await.unwrap();
+        signed_again = certificate_from_proto(cp.certificate)
+            .unwrap()
+            .signer_indices()
+            .any(|i| i == victim);
+        assert!(
+            height < resumed + 10 * PERIOD,
+            "the restarted validator never signed again"
+        );
+    }
+
+    // Cut the network between the subnets: the parent stops accepting while the child goes
+    // on certifying; a relay run by anyone catches the parent up.
+    for proxy in &proxies {
+        proxy.cut();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stuck = subnet(&mut parent).await.last_checkpoint_height;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while certified(&net, 0).await < stuck + 2 * PERIOD {
+        assert!(Instant::now() < deadline, "the child stopped certifying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        subnet(&mut parent).await.last_checkpoint_height,
+        stuck,
+        "checkpoints crossed a cut network"
+    );
+    let target = certified(&net, 0).await;
+    let child_endpoint = format!("http://127.0.0.1:{}", child_grpc(0));
+    let relayed: serde_json::Value = serde_json::from_str(&cli(
+        &net,
+        &[
+            "relay",
+            "beta",
+            "--child",
+            &child_endpoint,
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert!(relayed["relayed"].as_array().unwrap().len() >= 2);
+    assert!(subnet(&mut parent).await.last_checkpoint_height >= target);
+    let listed: serde_json::Value = serde_json::from_str(&cli(
+        &net,
+        &[
+            "checkpoint",
+            "list",
+            "--child",
+            "beta",
+            "--limit",
+            "3",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+}
