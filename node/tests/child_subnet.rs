@@ -254,6 +254,17 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
             n * PERIOD
         );
         previous = accepted.hash.clone();
+        // Latency, for docs/benchmarks.md (scripts/bench-checkpoints): reported, not asserted.
+        let child_time = child.block_time(n * PERIOD).await.unwrap();
+        let parent_time = parent.block_time(accepted.recorded_at).await.unwrap();
+        eprintln!(
+            "checkpoint latency: height {} certified {} child blocks later, accepted at parent \
+             height {}, {:.2} s after the child's block",
+            n * PERIOD,
+            own.recorded_at - n * PERIOD,
+            accepted.recorded_at,
+            (parent_time - child_time) as f64 / 1e9
+        );
     }
 
     // SIGKILL one child validator: with one of three down the child cannot commit, so

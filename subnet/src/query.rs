@@ -176,11 +176,12 @@ pub fn subnet_to_proto(id: &SubnetId, name: &str, record: &ChildRecord) -> pb::S
     }
 }
 
-/// The API's form of a checkpoint of `subnet`, with its certificate once it has one.
+/// The API's form of a checkpoint of `subnet`, with its certificate and the height that
+/// recorded it once it has one.
 pub fn checkpoint_to_proto(
     subnet: &SubnetId,
     checkpoint: &Checkpoint,
-    certificate: Option<&Certificate>,
+    certified: Option<(&Certificate, u64)>,
     domain: &CheckpointDomain,
 ) -> pb::Checkpoint {
     pb::Checkpoint {
@@ -196,8 +197,9 @@ pub fn checkpoint_to_proto(
         previous_checkpoint_hash: checkpoint.previous.0.to_vec(),
         hash: checkpoint.hash().0.to_vec(),
         digest: checkpoint.digest(domain).0.to_vec(),
-        certificate: certificate.map(certificate_to_proto),
+        certificate: certified.map(|(certificate, _)| certificate_to_proto(certificate)),
         abi: checkpoint.abi_encode().to_vec(),
+        recorded_at: certified.map_or(0, |(_, at)| at),
     }
 }
 
@@ -270,7 +272,7 @@ impl StateQuery {
             response.checkpoint = Some(checkpoint_to_proto(
                 &id,
                 &checkpoint,
-                Some(&certificate),
+                Some((&certificate, stored.recorded_at)),
                 &domain,
             ));
         } else if let Some(cut) = store.cut_checkpoint(height)? {
@@ -312,7 +314,7 @@ impl StateQuery {
         response.checkpoint = Some(checkpoint_to_proto(
             &child,
             &checkpoint,
-            Some(&certificate),
+            Some((&certificate, stored.recorded_at)),
             &domain,
         ));
         Ok(response)

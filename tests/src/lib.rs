@@ -287,6 +287,38 @@ pub async fn json_rpc(
     Ok(response["result"].clone())
 }
 
+/// Nanoseconds since the Unix epoch of an RFC 3339 UTC time as CometBFT writes it
+/// (`2026-11-22T00:45:47.123456789Z`).
+pub fn rfc3339_unix_nanos(time: &str) -> Result<i128> {
+    let bad = || anyhow::anyhow!("{time:?} is not an RFC 3339 UTC time");
+    let (date, clock) = time
+        .strip_suffix('Z')
+        .and_then(|t| t.split_once('T'))
+        .ok_or_else(bad)?;
+    let numbers = |text: &str, sep: char| -> Result<Vec<i64>> {
+        text.split(sep)
+            .map(|n| n.parse::<i64>().map_err(|_| bad()))
+            .collect()
+    };
+    let [year, month, day] = numbers(date, '-')?[..] else {
+        return Err(bad());
+    };
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
+    let [hour, minute, second] = numbers(whole, ':')?[..] else {
+        return Err(bad());
+    };
+    let nanos: i64 = format!("{fraction:0<9}")[..9].parse().map_err(|_| bad())?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Ok(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
+}
+
 /// The last 40 lines of a log file (empty if it cannot be read), for failure messages.
 pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -395,6 +427,16 @@ impl Client {
             .context("no account in response")
     }
 
+    /// The time of block `height`, in nanoseconds since the Unix epoch.
+    pub async fn block_time(&mut self, height: u64) -> Result<i128> {
+        let block = self
+            .query
+            .get_block(pb::GetBlockRequest { height })
+            .await?
+            .into_inner();
+        rfc3339_unix_nanos(&block.time)
+    }
+
     /// The node's status (including its latest committed height).
     pub async fn status(&mut self) -> Result<pb::GetStatusResponse> {
         Ok(self
@@ -402,5 +444,24 @@ impl Client {
             .get_status(pb::GetStatusRequest {})
             .await?
             .into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times_convert_to_unix_nanos() {
+        assert_eq!(rfc3339_unix_nanos("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            rfc3339_unix_nanos("2023-11-14T22:13:20.5Z").unwrap(),
+            1_700_000_000_500_000_000
+        );
+        assert_eq!(
+            rfc3339_unix_nanos("2024-02-29T00:00:01.000000001Z").unwrap(),
+            1_709_164_801_000_000_001
+        );
+        assert!(rfc3339_unix_nanos("2024-02-29 00:00:01").is_err());
     }
 }
