@@ -92,6 +92,8 @@ pub struct ChildHome<'a> {
     pub timeout_commit: &'a str,
     /// The cometbft executable.
     pub cometbft: &'a Path,
+    /// Where the node listens for the gossip plane (none: it does not gossip).
+    pub gossip_listen: Option<String>,
 }
 
 /// Writes the CometBFT genesis and config and the ipsat config into `home`, whose keys
@@ -143,5 +145,7 @@ pub fn write(home: &Path, child: &ChildHome<'_>) -> Result<()> {
         bls_key: Some(BLS_KEY_FILE.into()),
         ..CheckpointsConfig::default()
     };
-    node_config(child.ports, child.listen, child.cometbft, checkpoints).write(home)
+    let mut config = node_config(child.ports, child.listen, child.cometbft, checkpoints);
+    config.p2p.listen = child.gossip_listen.iter().cloned().collect();
+    config.write(home)
 }

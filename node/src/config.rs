@@ -29,6 +29,38 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub checkpoints: CheckpointsConfig,
+    #[serde(default)]
+    pub p2p: P2pConfig,
+}
+
+/// `[p2p]`: the libp2p gossip plane that carries certified checkpoints from children to
+/// parents. Off unless `listen` or `bootstrap` names an address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26670`.
+    pub listen: Vec<String>,
+    /// Multiaddrs of peers to dial, and redial while disconnected.
+    pub bootstrap: Vec<String>,
+    /// The node's libp2p identity (relative to the home); created on first start.
+    pub key: PathBuf,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            key: "config/p2p_key.json".into(),
+        }
+    }
+}
+
+impl P2pConfig {
+    /// Whether the node takes part in the gossip plane.
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty() || !self.bootstrap.is_empty()
+    }
 }
 
 /// `[checkpoints]`: signing this subnet's checkpoints and delivering children's.
@@ -56,14 +88,16 @@ impl Default for CheckpointsConfig {
     }
 }
 
-/// A child subnet and a gRPC endpoint of one of its nodes.
+/// A child subnet whose checkpoints this node delivers: heard on the gossip plane (when
+/// `[p2p]` is on) and, if `grpc` names one of the child's nodes, pulled from it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ChildEndpoint {
     /// The child's name under this subnet.
     pub name: String,
-    /// e.g. `http://127.0.0.1:9190`.
-    pub grpc: String,
+    /// e.g. `http://127.0.0.1:9190`; absent to rely on gossip alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -228,6 +262,12 @@ mod tests {
                 c
             }),
             ("[checkpoints]\n", defaults.clone()),
+            ("[p2p]\n", defaults.clone()),
+            ("[p2p]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n", {
+                let mut c = defaults.clone();
+                c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];
+                c
+            }),
             ("[checkpoints]\nbls_key = \"config/bls_key.json\"\n", {
                 let mut c = defaults.clone();
                 c.checkpoints.bls_key = Some("config/bls_key.json".into());
@@ -239,7 +279,7 @@ mod tests {
                     let mut c = defaults.clone();
                     c.checkpoints.children.push(ChildEndpoint {
                         name: "beta".into(),
-                        grpc: "http://127.0.0.1:1".into(),
+                        grpc: Some("http://127.0.0.1:1".into()),
                     });
                     c
                 },

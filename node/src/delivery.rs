@@ -14,7 +14,6 @@ use ipsat_proto::v1 as pb;
 use ipsat_subnet::{ProposalInputs, StateQuery};
 
 use crate::client::Client;
-use crate::config::ChildEndpoint;
 use crate::metrics::Metrics;
 use crate::supervisor::Shutdown;
 
@@ -23,7 +22,8 @@ const MAX_AHEAD: u64 = 8;
 
 /// What the service needs from the node.
 pub struct Delivery {
-    pub children: Vec<ChildEndpoint>,
+    /// The children to pull from, each with an endpoint.
+    pub children: Vec<(String, String)>,
     pub query: StateQuery,
     pub inputs: ProposalInputs,
     pub metrics: Arc<Metrics>,
@@ -36,9 +36,9 @@ impl Delivery {
     pub async fn run(self, mut shutdown: Shutdown) -> Result<()> {
         let mut clients: Vec<Option<Client>> = self.children.iter().map(|_| None).collect();
         loop {
-            for (child, client) in self.children.iter().zip(clients.iter_mut()) {
-                if let Err(error) = self.poll(child, client).await {
-                    tracing::warn!(child = %child.name, endpoint = %child.grpc, error = %format!("{error:#}"), "checkpoint delivery");
+            for ((name, endpoint), client) in self.children.iter().zip(clients.iter_mut()) {
+                if let Err(error) = self.poll(name, endpoint, client).await {
+                    tracing::warn!(child = %name, %endpoint, error = %format!("{error:#}"), "checkpoint delivery");
                     *client = None;
                 }
             }
@@ -49,9 +49,9 @@ impl Delivery {
         }
     }
 
-    async fn poll(&self, child: &ChildEndpoint, client: &mut Option<Client>) -> Result<()> {
+    async fn poll(&self, child: &str, endpoint: &str, client: &mut Option<Client>) -> Result<()> {
         let query = self.query.clone();
-        let name = child.name.clone();
+        let name = child.to_owned();
         let record = tokio::task::spawn_blocking(move || query.subnet(&name))
             .await?
             .context("reading the child's record")?;
@@ -62,7 +62,7 @@ impl Delivery {
             return Ok(());
         }
         if client.is_none() {
-            *client = Some(Client::connect(&child.grpc).await?);
+            *client = Some(Client::connect(endpoint).await?);
         }
         let Some(client) = client.as_mut() else {
             return Ok(());
@@ -84,15 +84,12 @@ impl Delivery {
             let Some(checkpoint) = checkpoint.filter(|cp| cp.certificate.is_some()) else {
                 break; // not certified yet
             };
-            let tx = SystemTx::child_checkpoint_from_proto(&child.name, &checkpoint)
+            let tx = SystemTx::child_checkpoint_from_proto(child, &checkpoint)
                 .context("the child served a malformed checkpoint")?;
-            self.inputs.offer(
-                "delivery",
-                format!("{}/{height:020}", child.name),
-                tx.encode(),
-            );
-            self.metrics.record_child_checkpoint_delivered();
-            tracing::debug!(child = %child.name, height, "checkpoint offered for the next proposal");
+            self.inputs
+                .offer("delivery", format!("{child}/{height:020}"), tx.encode());
+            self.metrics.record_child_checkpoint_pulled();
+            tracing::debug!(child, height, "checkpoint offered for the next proposal");
         }
         Ok(())
     }

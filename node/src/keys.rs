@@ -11,6 +11,7 @@ use ipsat_checkpoint::BlsSecretKey;
 use ipsat_core::tx::address_of;
 use ipsat_core::types::is_valid_name;
 use ipsat_core::Address;
+use ipsat_p2p::Keypair;
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +115,45 @@ pub fn load_bls(path: &Path) -> Result<BlsSecretKey> {
         );
     }
     Ok(secret)
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct P2pKeyFile {
+    peer_id: String,
+    secret_key: String,
+}
+
+/// Creates the node's libp2p identity (ed25519) at `path` (0600), refusing to overwrite one.
+pub fn create_p2p(path: &Path) -> Result<Keypair> {
+    let mut secret = [0u8; 32];
+    secp256k1::rand::RngCore::fill_bytes(&mut secp256k1::rand::thread_rng(), &mut secret);
+    let keypair = Keypair::ed25519_from_bytes(secret).context("deriving a libp2p key")?;
+    let file = P2pKeyFile {
+        peer_id: keypair.public().to_peer_id().to_string(),
+        secret_key: hex::encode(secret),
+    };
+    write_private(path, &serde_json::to_vec_pretty(&file)?)?;
+    Ok(keypair)
+}
+
+/// Loads the libp2p identity at `path`, checking its peer id.
+pub fn load_p2p(path: &Path) -> Result<Keypair> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading libp2p key file {}", path.display()))?;
+    let file: P2pKeyFile = serde_json::from_slice(&text)
+        .with_context(|| format!("libp2p key file {} is not valid", path.display()))?;
+    let keypair = hex::decode(&file.secret_key)
+        .ok()
+        .and_then(|secret| Keypair::ed25519_from_bytes(secret).ok())
+        .with_context(|| format!("libp2p key file {} holds no valid secret", path.display()))?;
+    if keypair.public().to_peer_id().to_string() != file.peer_id {
+        bail!(
+            "libp2p key file {} names a peer id that is not its secret's",
+            path.display()
+        );
+    }
+    Ok(keypair)
 }
 
 pub fn load(dir: &Path, name: &str) -> Result<Key> {

@@ -11,6 +11,7 @@ mod cometbft;
 mod commands;
 mod config;
 mod delivery;
+mod gossip;
 mod grpc;
 mod keys;
 mod metrics;

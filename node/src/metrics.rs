@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::supervisor::Shutdown;
+use ipsat_p2p::Verdict;
 use ipsat_subnet::CommittedBlock;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -22,8 +23,12 @@ pub struct Metrics {
     checkpoint_cut_height: AtomicU64,
     checkpoint_certified_height: AtomicU64,
     checkpoint_votes_signed: AtomicU64,
-    child_checkpoints_delivered: AtomicU64,
+    child_checkpoints_pulled: AtomicU64,
     child_checkpoints_accepted: AtomicU64,
+    gossip_published: AtomicU64,
+    gossip_accepted: AtomicU64,
+    gossip_ignored: AtomicU64,
+    gossip_rejected: AtomicU64,
 }
 
 /// The `height` attribute of a checkpoint event.
@@ -67,8 +72,21 @@ impl Metrics {
         self.checkpoint_votes_signed.fetch_add(1, Relaxed);
     }
 
-    pub fn record_child_checkpoint_delivered(&self) {
-        self.child_checkpoints_delivered.fetch_add(1, Relaxed);
+    pub fn record_child_checkpoint_pulled(&self) {
+        self.child_checkpoints_pulled.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_gossip_published(&self) {
+        self.gossip_published.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_gossip_received(&self, verdict: Verdict) {
+        let counter = match verdict {
+            Verdict::Accept => &self.gossip_accepted,
+            Verdict::Ignore => &self.gossip_ignored,
+            Verdict::Reject => &self.gossip_rejected,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     pub fn record_check_tx(&self, code: u32) {
@@ -135,10 +153,34 @@ impl Metrics {
             self.checkpoint_votes_signed.load(Relaxed),
         );
         gauge(
-            "ipsat_child_checkpoints_delivered_total",
+            "ipsat_child_checkpoints_pulled_total",
             "counter",
-            "Certified checkpoints of children this node queued for its proposals.",
-            self.child_checkpoints_delivered.load(Relaxed),
+            "Certified checkpoints of children this node pulled over gRPC for its proposals.",
+            self.child_checkpoints_pulled.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gossip_checkpoints_published_total",
+            "counter",
+            "This subnet's certified checkpoints published on the gossip plane.",
+            self.gossip_published.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gossip_checkpoints_accepted_total",
+            "counter",
+            "Children's checkpoints heard on the gossip plane, valid now (forwarded, proposed).",
+            self.gossip_accepted.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gossip_checkpoints_ignored_total",
+            "counter",
+            "Children's checkpoints heard on the gossip plane, old or not checkable yet.",
+            self.gossip_ignored.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gossip_checkpoints_rejected_total",
+            "counter",
+            "Messages on children's topics that were forged or malformed.",
+            self.gossip_rejected.load(Relaxed),
         );
         gauge(
             "ipsat_child_checkpoints_accepted_total",

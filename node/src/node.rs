@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ipsat_p2p::{Libp2pConfig, Libp2pPlane, Multiaddr};
 use ipsat_proto::v1::{
     query_service_server::QueryServiceServer, tx_service_server::TxServiceServer,
     FILE_DESCRIPTOR_SET,
 };
-use ipsat_subnet::{StateQuery, Store, SubnetApp};
+use ipsat_subnet::{CommittedBlock, StateQuery, Store, SubnetApp};
 use tokio::sync::broadcast;
 
 use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
 use crate::config::{state_db_path, Config};
 use crate::delivery::Delivery;
+use crate::gossip::Gossip;
 use crate::grpc::Api;
 use crate::keys;
 use crate::metrics::{self, Metrics};
@@ -25,16 +27,18 @@ use crate::supervisor::Supervisor;
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
 const BLOCK_CHANNEL_CAPACITY: usize = 1024;
 
-fn chain_id(cometbft_home: &Path) -> Result<String> {
+fn genesis_json(cometbft_home: &Path) -> Result<serde_json::Value> {
     let path = cometbft_home.join("config").join("genesis.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let genesis: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    genesis["chain_id"]
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn chain_id(cometbft_home: &Path) -> Result<String> {
+    genesis_json(cometbft_home)?["chain_id"]
         .as_str()
         .map(str::to_owned)
-        .with_context(|| format!("{} has no chain_id", path.display()))
+        .context("genesis.json has no chain_id")
 }
 
 pub async fn start(home: &Path) -> Result<()> {
@@ -64,7 +68,7 @@ pub async fn start(home: &Path) -> Result<()> {
 
     // The ABCI server is blocking (one thread per CometBFT connection) and lives as long as
     // the process: CometBFT must be able to reach it until it has stopped itself.
-    let abci = AbciApp::new(app, committed.clone(), metrics.clone());
+    let abci = AbciApp::new(app.clone(), committed.clone(), metrics.clone());
     let abci_server = tendermint_abci::ServerBuilder::default()
         .bind(config.abci.listen, abci)
         .map_err(|e| anyhow::anyhow!("binding the ABCI server on {}: {e}", config.abci.listen))?;
@@ -79,22 +83,33 @@ pub async fn start(home: &Path) -> Result<()> {
 
     let mut supervisor = Supervisor::new();
     let query = StateQuery::new(store);
-    if !config.checkpoints.children.is_empty() {
+    let pulled: Vec<(String, String)> = config
+        .checkpoints
+        .children
+        .iter()
+        .filter_map(|c| c.grpc.clone().map(|grpc| (c.name.clone(), grpc)))
+        .collect();
+    if !pulled.is_empty() {
+        let names: Vec<&str> = pulled.iter().map(|(name, _)| name.as_str()).collect();
+        tracing::info!(children = ?names, "pulling children's checkpoints over gRPC");
         let delivery = Delivery {
-            children: config.checkpoints.children.clone(),
+            children: pulled,
             query: query.clone(),
             inputs,
             metrics: metrics.clone(),
             poll_interval: Duration::from_millis(config.checkpoints.poll_interval_ms.max(50)),
         };
-        let names: Vec<&str> = config
-            .checkpoints
-            .children
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        tracing::info!(children = ?names, "delivering children's checkpoints");
         supervisor.spawn("delivery", |shutdown| delivery.run(shutdown));
+    }
+    if config.p2p.enabled() {
+        let parts = GossipParts {
+            app: app.clone(),
+            query: query.clone(),
+            committed: committed.clone(),
+            metrics: metrics.clone(),
+        };
+        let gossip = start_gossip(home, &config, &cometbft_home, parts).await?;
+        supervisor.spawn("gossip", |shutdown| gossip.run(shutdown));
     }
     let api = Api {
         query,
@@ -140,6 +155,76 @@ pub async fn start(home: &Path) -> Result<()> {
     supervisor.run().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The parts of the node the gossip service shares.
+struct GossipParts {
+    app: Arc<SubnetApp>,
+    query: StateQuery,
+    committed: broadcast::Sender<Arc<CommittedBlock>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Joins the libp2p gossip plane with the node's identity (created on first start).
+async fn start_gossip(
+    home: &Path,
+    config: &Config,
+    cometbft_home: &Path,
+    parts: GossipParts,
+) -> Result<Gossip<Libp2pPlane>> {
+    let key_path = home.join(&config.p2p.key);
+    let keypair = if key_path.exists() {
+        keys::load_p2p(&key_path)?
+    } else {
+        keys::create_p2p(&key_path)?
+    };
+    let parse = |addresses: &[String], what: &str| -> Result<Vec<Multiaddr>> {
+        addresses
+            .iter()
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("p2p.{what}: {a:?} is not a multiaddr"))
+            })
+            .collect()
+    };
+    let (incoming, received) = tokio::sync::mpsc::channel(256);
+    let plane = Libp2pPlane::start(
+        Libp2pConfig {
+            keypair,
+            listen: parse(&config.p2p.listen, "listen")?,
+            bootstrap: parse(&config.p2p.bootstrap, "bootstrap")?,
+            redial_interval: Duration::from_secs(2),
+        },
+        incoming,
+    )
+    .await
+    .context("starting the gossip plane")?;
+    let children: Vec<String> = config
+        .checkpoints
+        .children
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    tracing::info!(peer_id = %plane.peer_id(), ?children, "gossip plane on");
+    Ok(Gossip {
+        plane,
+        incoming: received,
+        app: parts.app,
+        query: parts.query,
+        committed: parts.committed,
+        metrics: parts.metrics,
+        subnet: subnet_id(cometbft_home)?,
+        children,
+    })
+}
+
+/// The subnet path in the genesis's `app_state` (known before InitChain has run).
+fn subnet_id(cometbft_home: &Path) -> Result<String> {
+    let genesis = genesis_json(cometbft_home)?;
+    genesis["app_state"]["subnet_id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("genesis.json has no app_state.subnet_id")
 }
 
 /// The gRPC server with the API, health and reflection.

@@ -15,6 +15,7 @@ use toml_edit::{value, DocumentMut};
 use crate::cometbft::run_command;
 use crate::config::{
     keys_dir, AbciConfig, CheckpointsConfig, CometConfig, Config, GrpcConfig, MetricsConfig,
+    P2pConfig,
 };
 use crate::keys;
 
@@ -251,6 +252,7 @@ pub fn node_config(
             listen: Some((listen, node.metrics).into()),
         },
         checkpoints,
+        p2p: P2pConfig::default(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! A child subnet on real CometBFT, started from its parent's registry, checkpointing into
 //! the parent: a parent of 4 validators and a child of 3, set up only through the CLI an
 //! operator uses. Five consecutive child checkpoints are accepted in the parent in order,
-//! each certificate verifying against the child's set in parent state; a child validator
+//! each certificate verifying against the child's set in parent state, delivered over the
+//! libp2p gossip plane (and, for one parent node, also pulled over gRPC); a child validator
 //! killed with SIGKILL comes back and signs again; with the network between the subnets cut,
 //! `ipsat relay` catches the parent up.
 
@@ -29,8 +30,30 @@ fn child_grpc(i: usize) -> u16 {
     BASE + 410 + i as u16
 }
 
-fn proxy_port(parent: usize) -> u16 {
+fn pull_proxy_port(parent: usize) -> u16 {
     BASE + 420 + parent as u16
+}
+
+fn gossip_proxy_port(parent: usize) -> u16 {
+    BASE + 430 + parent as u16
+}
+
+/// The parent node that also pulls checkpoints over gRPC; the others rely on gossip alone.
+const PULLING_PARENT: usize = 3;
+
+/// A counter from node `metrics_port`'s Prometheus endpoint.
+async fn metric(metrics_port: u16, name: &str) -> u64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
 }
 
 fn cli(net: &Testnet, args: &[&str]) -> String {
@@ -110,19 +133,39 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     let bin = env!("CARGO_BIN_EXE_ipsat");
     let mut net = Testnet::init(bin.as_ref(), 4, BASE).unwrap();
 
-    // Every parent validator pulls the child's checkpoints from a child node, through a
-    // proxy the test can cut.
+    // Every parent validator hears the child's checkpoints on the gossip plane from one child
+    // node, and one of them also pulls them over gRPC, all through proxies the test can cut.
     let mut proxies = Vec::new();
     for p in 0..4 {
-        let listen: SocketAddr = ([127, 0, 0, 1], proxy_port(p)).into();
-        let target: SocketAddr = ([127, 0, 0, 1], child_grpc(p % CHILD)).into();
-        proxies.push(CutNetworkProxy::start(listen, target).await.unwrap());
+        let to = |port: u16| -> SocketAddr { ([127, 0, 0, 1], port).into() };
+        let gossip = to(child_port(p % CHILD, 9));
+        proxies.push(
+            CutNetworkProxy::start(to(gossip_proxy_port(p)), gossip)
+                .await
+                .unwrap(),
+        );
         let config = net.home(p).join("config/ipsat.toml");
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str(&format!(
-            "\n[[checkpoints.children]]\nname = \"beta\"\ngrpc = \"http://127.0.0.1:{}\"\n",
-            proxy_port(p)
-        ));
+        let mut text = std::fs::read_to_string(&config).unwrap().replacen(
+            "bootstrap = []",
+            &format!(
+                "bootstrap = [\"/ip4/127.0.0.1/tcp/{}\"]",
+                gossip_proxy_port(p)
+            ),
+            1,
+        );
+        text.push_str("\n[[checkpoints.children]]\nname = \"beta\"\n");
+        if p == PULLING_PARENT {
+            let grpc = to(child_grpc(p % CHILD));
+            proxies.push(
+                CutNetworkProxy::start(to(pull_proxy_port(p)), grpc)
+                    .await
+                    .unwrap(),
+            );
+            text.push_str(&format!(
+                "grpc = \"http://127.0.0.1:{}\"\n",
+                pull_proxy_port(p)
+            ));
+        }
         std::fs::write(&config, text).unwrap();
     }
     net.start_all().unwrap();
@@ -189,6 +232,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
             ("--abci-port", child_port(i, 8)),
             ("--grpc-port", child_grpc(i)),
             ("--metrics-port", BASE + 460 + i as u16),
+            ("--gossip-port", child_port(i, 9)),
         ];
         let mut args: Vec<String> = [
             "subnet",
@@ -266,6 +310,23 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
             (parent_time - child_time) as f64 / 1e9
         );
     }
+
+    // Gossip carried them to the nodes that do not pull; the pulling node pulled too.
+    let metrics_port = |p: usize| BASE + 450 + p as u16;
+    assert!(metric(metrics_port(0), "ipsat_gossip_checkpoints_accepted_total").await > 0);
+    assert_eq!(
+        metric(metrics_port(0), "ipsat_child_checkpoints_pulled_total").await,
+        0
+    );
+    assert!(
+        metric(
+            metrics_port(PULLING_PARENT),
+            "ipsat_child_checkpoints_pulled_total"
+        )
+        .await
+            > 0
+    );
+    assert!(metric(BASE + 460, "ipsat_gossip_checkpoints_published_total").await > 0);
 
     // SIGKILL one child validator: with one of three down the child cannot commit, so
     // checkpoints pause; after the restart they go on and it signs again.

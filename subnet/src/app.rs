@@ -417,6 +417,26 @@ impl SubnetApp {
         })
     }
 
+    /// Whether a child's checkpoint would be accepted on top of the committed state, for
+    /// services that must judge one before passing it on (gossip validation).
+    pub fn check_child_checkpoint(
+        &self,
+        system: &SystemTx,
+    ) -> Result<Result<(), TxError>, AppError> {
+        let subnet = self.initialized_subnet()?;
+        if !matches!(system, SystemTx::ChildCheckpoint { .. }) {
+            return Ok(Err(TxError::Malformed("not a child's checkpoint".into())));
+        }
+        let mut scratch = StateDelta::new(&*self.store);
+        let height = self.next_height()?;
+        Ok(
+            match deliver_system(&mut scratch, &self.store, system, subnet, height)? {
+                Delivery::Succeeded(_) => Ok(()),
+                Delivery::Refused(e) | Delivery::Failed(e) => Err(e),
+            },
+        )
+    }
+
     /// Builds the proposal: the certificate of the pending checkpoint when the previous
     /// height's vote extensions (`last_commit`) reach a quorum, then outside data queued in
     /// [`ProposalInputs`], then the mempool's transactions in order, keeping those that pass

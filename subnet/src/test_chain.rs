@@ -98,8 +98,8 @@ pub fn genesis_validators(seed: &str, count: usize, collateral: Amount) -> Vec<G
 pub struct TestValidator {
     /// Its CometBFT address.
     pub address: ValidatorAddress,
-    /// Its state machine.
-    pub app: SubnetApp,
+    /// Its state machine, shared as a node shares it with its services.
+    pub app: Arc<SubnetApp>,
     /// Queries over its store.
     pub query: StateQuery,
 }
@@ -169,6 +169,7 @@ impl TestChain {
             let app = SubnetApp::open(store.clone())
                 .map_err(app_error(i))?
                 .with_checkpoint_signer(keys.bls.clone());
+            let app = Arc::new(app);
             app.init_chain(app_state).map_err(app_error(i))?;
             validators.push(TestValidator {
                 address: keys.cometbft_address(),

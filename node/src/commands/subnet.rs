@@ -136,6 +136,9 @@ pub struct InitArgs {
     pub grpc_port: u16,
     #[arg(long, default_value_t = 9464)]
     pub metrics_port: u16,
+    /// Port of the libp2p gossip plane that carries checkpoints to the parent; 0 disables it.
+    #[arg(long, default_value_t = 26670)]
+    pub gossip_port: u16,
     /// CometBFT's consensus.timeout_commit.
     #[arg(long, default_value = "1s")]
     pub timeout_commit: String,
@@ -380,6 +383,14 @@ async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Re
             persistent_peers: &args.persistent_peers,
             timeout_commit: &args.timeout_commit,
             cometbft: &args.cometbft,
+            gossip_listen: (args.gossip_port != 0).then(|| {
+                let family = if args.listen_address.is_ipv4() {
+                    "ip4"
+                } else {
+                    "ip6"
+                };
+                format!("/{family}/{}/tcp/{}", args.listen_address, args.gossip_port)
+            }),
         },
     )?;
     let is_validator = subnet
