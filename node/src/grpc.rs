@@ -458,8 +458,12 @@ mod tests {
     use super::*;
 
     fn api(dir: &std::path::Path) -> Api {
+        api_over(StateQuery::new(Arc::new(Store::open(dir).unwrap())))
+    }
+
+    fn api_over(query: StateQuery) -> Api {
         Api {
-            query: StateQuery::new(Arc::new(Store::open(dir).unwrap())),
+            query,
             rpc: CometRpc::new("http://127.0.0.1:1"),
             committed: broadcast::channel(16).0,
             chain_id: "test".into(),
@@ -513,5 +517,123 @@ mod tests {
             .unwrap();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(api.committed.receiver_count(), 0);
+    }
+
+    const PERIOD: u64 = 2;
+
+    fn tree(dir: &std::path::Path) -> ipsat_subnet::TestTree {
+        ipsat_subnet::TestTree::new(
+            dir,
+            &ipsat_subnet::TreeSpec {
+                parent: "/r33/alpha".parse().unwrap(),
+                child: "beta".into(),
+                parent_validators: 1,
+                child_validators: 3,
+                period: PERIOD,
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subnets_and_checkpoints_are_served_and_bad_requests_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tree = tree(dir.path());
+        let parent = api_over(tree.parent.validators()[0].query.clone());
+        let child = api_over(tree.child.validators()[0].query.clone());
+        let name = |name: &str| pb::GetSubnetRequest { name: name.into() };
+        let listed = parent
+            .list_subnets(Request::new(pb::ListSubnetsRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.subnets.len(), 1);
+        let beta = parent.get_subnet(Request::new(name("beta"))).await.unwrap();
+        assert_eq!(beta.into_inner().subnet.unwrap(), listed.subnets[0]);
+        let code = |status: Status| status.code();
+        let missing = parent.get_subnet(Request::new(name("nope"))).await;
+        assert_eq!(
+            missing.map(|_| ()).map_err(code),
+            Err(tonic::Code::NotFound)
+        );
+        let bad = parent.get_subnet(Request::new(name("Not A Name"))).await;
+        assert_eq!(
+            bad.map(|_| ()).map_err(code),
+            Err(tonic::Code::InvalidArgument)
+        );
+        let checkpoint = |child: &str, height| pb::GetCheckpointRequest {
+            child: child.into(),
+            height,
+        };
+        let bad = parent
+            .get_checkpoint(Request::new(checkpoint("../x", 0)))
+            .await;
+        assert_eq!(
+            bad.map(|_| ()).map_err(code),
+            Err(tonic::Code::InvalidArgument)
+        );
+        let none_yet = child.get_checkpoint(Request::new(checkpoint("", 0))).await;
+        assert_eq!(
+            none_yet.map(|_| ()).map_err(code),
+            Err(tonic::Code::NotFound)
+        );
+        let refused = parent
+            .stream_checkpoints(Request::new(pb::StreamCheckpointsRequest {
+                from_height: 0,
+            }))
+            .await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(code),
+            Err(tonic::Code::FailedPrecondition),
+            "the parent cuts no checkpoints"
+        );
+
+        // Two certified before the stream opens, one after: all three arrive, in order.
+        for _ in 0..(2 * PERIOD + 2) {
+            tree.child.block(&[]).unwrap();
+        }
+        let latest = child
+            .get_checkpoint(Request::new(checkpoint("", 0)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(latest.checkpoint.unwrap().height, 2 * PERIOD);
+        assert_eq!(latest.period, PERIOD);
+        let odd = child
+            .get_checkpoint(Request::new(checkpoint("", 2 * PERIOD + 1)))
+            .await;
+        assert_eq!(odd.map(|_| ()).map_err(code), Err(tonic::Code::NotFound));
+        let mut stream = child
+            .stream_checkpoints(Request::new(pb::StreamCheckpointsRequest {
+                from_height: PERIOD,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut heights = Vec::new();
+        for _ in 0..2 {
+            heights.push(stream.next().await.unwrap().unwrap().height);
+        }
+        for _ in 0..PERIOD {
+            let block = tree.child.block(&[]).unwrap();
+            let _ = child.committed.send(Arc::new(block));
+        }
+        let third = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        heights.push(third.height);
+        assert_eq!(heights, [PERIOD, 2 * PERIOD, 3 * PERIOD]);
+        assert!(third.certificate.is_some());
+        drop(stream);
+        for _ in 0..50 {
+            let _ = child.committed.send(empty_block(0));
+            if child.committed.receiver_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the checkpoint stream outlived its client");
     }
 }
