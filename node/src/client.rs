@@ -11,6 +11,7 @@ use ipsat_proto::v1::{
 };
 use tonic::transport::Channel;
 
+use crate::commands::tx::SendOptions;
 use crate::keys::Key;
 
 pub struct Client {
@@ -32,13 +33,14 @@ impl Client {
         })
     }
 
-    /// Signs `msg` from `key` with its current nonce and the minimum fee, and broadcasts it.
+    /// Signs `msg` from `key` with its current nonce and the minimum fee (or `options.fee`),
+    /// and broadcasts it. Refuses, before signing, a node that serves another subnet than
+    /// `options.subnet` and a fee above `options.max_fee`.
     pub async fn send(
         &mut self,
         key: &Key,
         msg: Msg,
-        fee: Option<Amount>,
-        wait: bool,
+        options: &SendOptions,
     ) -> Result<pb::BroadcastTxResponse> {
         let status = self
             .query
@@ -46,6 +48,13 @@ impl Client {
             .await?
             .into_inner();
         let subnet: SubnetId = status.subnet_id.parse()?;
+        if subnet != options.subnet {
+            bail!(
+                "the node serves {subnet}, not {}: refusing to sign for it (pass --subnet to sign for another subnet)",
+                options.subnet
+            );
+        }
+        let (fee, wait) = (options.fee, !options.no_wait);
         let account = self
             .query
             .get_account(pb::GetAccountRequest {
@@ -73,6 +82,13 @@ impl Client {
                 .checked_mul(size as u128)
                 .context("fee overflow")?;
             body.fee = Amount::from_atto(fee_base.atto().saturating_add(per_byte)).to_string();
+        }
+        let fee: Amount = body.fee.parse()?;
+        if fee > options.max_fee {
+            bail!(
+                "the fee would be {fee} atto-RBTC, above --max-fee {}: refusing to sign",
+                options.max_fee
+            );
         }
         let raw = tx::sign(&key.secret, &subnet, &body);
         let mode = if wait {

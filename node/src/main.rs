@@ -111,11 +111,11 @@ async fn main() -> Result<()> {
         Command::Keys(command) => commands::keys::run(command, &keys_dir, cli.output),
         Command::Testnet(TestnetCommand::Init(args)) => commands::testnet::run(args, cli.output),
         Command::Node(command) => commands::node::run(command, &cli.home).await,
-        Command::Tx(args) => commands::tx::run(args, &keys_dir, &cli.node, cli.output).await,
+        Command::Tx(args) => commands::tx::run(args, &cli.home, &cli.node, cli.output).await,
         Command::Query(command) => commands::query::run(command, &cli.node, cli.output).await,
         Command::Status => commands::status::run(&cli.node, cli.output).await,
         Command::Subnet(command) => {
-            commands::subnet::run(command, &keys_dir, &cli.node, cli.output).await
+            commands::subnet::run(command, &cli.home, &cli.node, cli.output).await
         }
         Command::Checkpoint(command) => {
             commands::checkpoint::run(command, &cli.node, cli.output).await

@@ -13,6 +13,7 @@ use serde::Serialize;
 use toml_edit::{value, DocumentMut};
 
 use crate::cometbft::run_command;
+use crate::commands::tx::{ClientConfig, CLIENT_CONFIG};
 use crate::config::{
     keys_dir, AbciConfig, CheckpointsConfig, CometConfig, Config, GrpcConfig, MetricsConfig,
     P2pConfig,
@@ -123,6 +124,15 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     }
     std::fs::remove_dir_all(&generated)?;
 
+    let client = ClientConfig {
+        subnet_id: spec.subnet_id.clone(),
+    };
+    let client_path = spec.output.join(CLIENT_CONFIG);
+    if let Some(dir) = client_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&client_path, toml::to_string(&client)?)
+        .with_context(|| format!("writing {}", client_path.display()))?;
     let keys_dir = keys_dir(&spec.output);
     let mut accounts = Vec::new();
     for n in 0..spec.accounts {

@@ -322,6 +322,22 @@ async fn four_validators_agree_and_refuse_bad_input() {
         .cli(&["tx", "--from", "account-2", "transfer", "0x1234", "1"])
         .unwrap();
     assert!(!ok && err.contains("invalid address"), "{err}");
+    // The CLI signs only for the subnet it expects and never above its fee cap.
+    for (flags, refusal) in [
+        (vec!["--subnet", "/r33/elsewhere"], "refusing to sign"),
+        (vec!["--max-fee", "1"], "above --max-fee"),
+    ] {
+        let mut args = vec!["tx", "--from", "account-2"];
+        args.extend(flags);
+        args.extend(["transfer", carol.as_str(), "5"]);
+        let (ok, _, err) = net.cli(&args).unwrap();
+        assert!(!ok && err.contains(refusal), "{args:?}: {err}");
+    }
+    let (ok, out, _) = net.cli(&["query", "account", &carol]).unwrap();
+    assert!(
+        ok && out.contains("balance 12345"),
+        "a refused transfer moved value: {out}"
+    );
     let (ok, out, err) = net
         .cli(&["tx", "--from", "carol", "kv-put", "registry", "k", "v"])
         .unwrap();

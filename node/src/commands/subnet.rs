@@ -12,11 +12,11 @@ use ipsat_subnet::genesis::ParentAnchor;
 use ipsat_subnet::{FeeParams, Genesis};
 use serde_json::json;
 
-use super::tx::{send_and_report, SendOptions};
+use super::tx::{sign_and_send, Signing};
 use super::{print, Output};
 use crate::child_home::{self, ChildHome};
+use crate::client;
 use crate::testnet::NodePorts;
-use crate::{client, keys};
 
 #[derive(Subcommand)]
 pub enum SubnetCommand {
@@ -39,28 +39,6 @@ pub enum SubnetCommand {
     /// Write a started child's validator home from this subnet's registry: genesis,
     /// CometBFT and ipsat configs (keys come from `subnet join`).
     Init(InitArgs),
-}
-
-#[derive(Args)]
-pub struct Signing {
-    /// Name of the signing key in <home>/keys.
-    #[arg(long)]
-    pub from: String,
-    /// Fee in atto-RBTC; default is the subnet's minimum for the transaction's size.
-    #[arg(long)]
-    pub fee: Option<Amount>,
-    /// Return after CheckTx instead of waiting for the commit.
-    #[arg(long)]
-    pub no_wait: bool,
-}
-
-impl Signing {
-    fn options(&self) -> SendOptions {
-        SendOptions {
-            fee: self.fee,
-            no_wait: self.no_wait,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -245,16 +223,10 @@ async fn fetch(client: &mut client::Client, name: &str) -> Result<pb::Subnet> {
         .context("the node returned no subnet")
 }
 
-pub async fn run(
-    command: SubnetCommand,
-    keys_dir: &Path,
-    node: &str,
-    output: Output,
-) -> Result<()> {
+pub async fn run(command: SubnetCommand, home: &Path, node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
     match command {
         SubnetCommand::Create(args) => {
-            let key = keys::load(keys_dir, &args.signing.from)?;
             let msg = Msg::SubnetCreate(pb::SubnetCreate {
                 name: args.name,
                 min_validators: args.min_validators,
@@ -262,10 +234,9 @@ pub async fn run(
                 checkpoint_period: args.checkpoint_period,
                 leave_delay: args.leave_delay,
             });
-            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+            sign_and_send(&args.signing, home, node, msg, output).await?;
         }
         SubnetCommand::Join(args) => {
-            let key = keys::load(keys_dir, &args.signing.from)?;
             let keys = child_home::ensure_keys(&args.validator_home, &args.cometbft)?;
             if output == Output::Human {
                 eprintln!(
@@ -282,17 +253,15 @@ pub async fn run(
                 bls_key: keys.bls.public_key().to_compressed().to_vec(),
                 bls_pop: keys.bls.proof_of_possession().to_bytes().to_vec(),
             });
-            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+            sign_and_send(&args.signing, home, node, msg, output).await?;
         }
         SubnetCommand::Leave(args) => {
-            let key = keys::load(keys_dir, &args.signing.from)?;
             let msg = Msg::SubnetLeave(pb::SubnetLeave { subnet: args.name });
-            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+            sign_and_send(&args.signing, home, node, msg, output).await?;
         }
         SubnetCommand::Kill(args) => {
-            let key = keys::load(keys_dir, &args.signing.from)?;
             let msg = Msg::SubnetKill(pb::SubnetKill { subnet: args.name });
-            send_and_report(&mut client, &key, msg, &args.signing.options(), output).await?;
+            sign_and_send(&args.signing, home, node, msg, output).await?;
         }
         SubnetCommand::List => {
             let list = client
