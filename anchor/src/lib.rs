@@ -29,7 +29,7 @@ pub mod tx;
 
 pub use anchorer::{AnchorError, AnchorStatus, Anchorer, AnchorerConfig};
 pub use digest::{anchor_digest, anchor_script, AnchorId, ANCHOR_TAG};
-pub use proof::{AnchorProof, MerklePath, ProofError, VerifiedAnchor};
+pub use proof::{AnchorProof, ChainTrust, MerklePath, ProofError, VerifiedAnchor};
 pub use rpc::{RpcClient, RpcError};
 pub use state::{AnchorState, ConfirmedAnchor, StateError};
 pub use tx::{AnchorKey, ScriptKind, SignedAnchorTx, TxError, Utxo};

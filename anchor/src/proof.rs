@@ -9,9 +9,13 @@
 //! ```
 //!
 //! The verifier checks each header's hash against its own `bits` and bounds `bits` by the
-//! network's proof-of-work limit. It does not know the best chain: [`VerifiedAnchor`] reports
-//! the block hash, tip hash and accumulated work so the caller can compare them with its own
-//! view of Bitcoin (on regtest, where anyone can mine, a proof is only as good as that check).
+//! network's proof-of-work limit. Counting headers proves nothing (anyone can mine easy ones on
+//! a side chain), so the caller states what it trusts about Bitcoin ([`ChainTrust`]): the
+//! cumulative work the headers must carry, or a block it already knows is in the chain it
+//! follows, which the headers must reach. A successful verification means: a transaction
+//! committing the digest is in a block whose descendants (up to the proof's tip) carry at least
+//! that much work, or in an ancestor of that trusted block. It says nothing about whether that
+//! chain is still the best one beyond what the trust input implies.
 //!
 //! # Encoding (format 1)
 //!
@@ -98,8 +102,10 @@ pub enum ProofError {
     InsufficientWork { index: usize, hash: BlockHash },
     #[error("proof: header {index} does not build on header {}", index - 1)]
     BrokenChain { index: usize },
-    #[error("proof: {have} confirmations, {need} required")]
-    TooFewConfirmations { have: usize, need: u32 },
+    #[error("proof: the headers carry work {have:?}, {need:?} is required")]
+    NotEnoughWork { have: Work, need: Work },
+    #[error("proof: the headers do not reach the trusted block {0}")]
+    TrustedBlockMissing(BlockHash),
     #[error("proof: transaction {0} is not in the block")]
     TxNotInBlock(Txid),
 }
@@ -191,6 +197,18 @@ pub struct AnchorProof {
     pub headers: Vec<Header>,
 }
 
+/// What the verifier of an [`AnchorProof`] trusts about Bitcoin, given explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainTrust {
+    /// The headers from the anchor's block to the proof's tip must carry at least this much
+    /// work, summed from their targets: what forging the proof would cost.
+    MinimumWork(Work),
+    /// One of the headers must be this block, which the verifier already holds as part of the
+    /// chain it follows (its own node's best chain, say): the anchor's block is then in that
+    /// chain.
+    Extends(BlockHash),
+}
+
 /// What a successful verification establishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifiedAnchor {
@@ -231,11 +249,12 @@ impl AnchorProof {
     /// Checks the proof offline: the transaction commits `expected_digest` in an
     /// `OP_RETURN` output, its merkle path reaches the first header's merkle root, the headers
     /// chain by `prev_blockhash`, each meets its own target (which is within `network`'s
-    /// proof-of-work limit), and there are at least `min_confirmations` headers.
+    /// proof-of-work limit), and they satisfy `trust` (see the module documentation for what
+    /// that establishes).
     pub fn verify(
         &self,
         expected_digest: &[u8; 32],
-        min_confirmations: u32,
+        trust: &ChainTrust,
         network: Network,
     ) -> Result<VerifiedAnchor, ProofError> {
         let script = anchor_script(expected_digest);
@@ -282,19 +301,27 @@ impl AnchorProof {
             });
             prev = Some(hash);
         }
-        let have = self.headers.len();
-        if have < min_confirmations as usize {
-            return Err(ProofError::TooFewConfirmations {
-                have,
-                need: min_confirmations,
-            });
+        let total_work = total_work.unwrap_or_else(|| first.work());
+        match trust {
+            ChainTrust::MinimumWork(need) if total_work < *need => {
+                return Err(ProofError::NotEnoughWork {
+                    have: total_work,
+                    need: *need,
+                });
+            }
+            ChainTrust::Extends(trusted)
+                if !self.headers.iter().any(|h| h.block_hash() == *trusted) =>
+            {
+                return Err(ProofError::TrustedBlockMissing(*trusted));
+            }
+            _ => {}
         }
         Ok(VerifiedAnchor {
             txid,
             block_hash: first.block_hash(),
             tip_hash: prev.unwrap_or_else(|| first.block_hash()),
-            confirmations: have,
-            total_work: total_work.unwrap_or_else(|| first.work()),
+            confirmations: self.headers.len(),
+            total_work,
         })
     }
 
@@ -502,6 +529,19 @@ mod tests {
         block
     }
 
+    /// The work of `n` headers like the proof's first one (test headers share one target).
+    fn work(p: &AnchorProof, n: u32) -> ChainTrust {
+        let one = p
+            .headers
+            .first()
+            .map_or(Work::from_be_bytes([0; 32]), |h| h.work());
+        let mut total = Work::from_be_bytes([0; 32]);
+        for _ in 0..n {
+            total = total + one;
+        }
+        ChainTrust::MinimumWork(total)
+    }
+
     fn proof(n_txs: u32, at: u32, confirmations: u32) -> AnchorProof {
         let block = block_with(n_txs, at);
         let mut later = Vec::new();
@@ -520,7 +560,7 @@ mod tests {
         for n in 1..=17u32 {
             for at in 0..n {
                 let p = proof(n, at, 1);
-                p.verify(&DIGEST, 1, Network::Regtest)
+                p.verify(&DIGEST, &work(&p, 1), Network::Regtest)
                     .unwrap_or_else(|e| panic!("{n} txs, index {at}: {e}"));
                 let decoded = AnchorProof::decode(&p.encode()).unwrap();
                 assert_eq!(decoded, p);
@@ -535,7 +575,7 @@ mod tests {
         let mut phantom = p.clone();
         phantom.path.index = 3;
         assert_eq!(
-            phantom.verify(&DIGEST, 1, Network::Regtest),
+            phantom.verify(&DIGEST, &work(&p, 1), Network::Regtest),
             Err(ProofError::PhantomPosition { level: 0 })
         );
     }
@@ -543,39 +583,48 @@ mod tests {
     #[test]
     fn checks_fail_as_expected() {
         let p = proof(4, 1, 3);
-        let ok = p.verify(&DIGEST, 3, Network::Regtest).unwrap();
+        let ok = p.verify(&DIGEST, &work(&p, 3), Network::Regtest).unwrap();
         assert_eq!(ok.confirmations, 3);
         assert_eq!(ok.block_hash, p.headers[0].block_hash());
         assert_eq!(ok.tip_hash, p.headers[2].block_hash());
         assert!(matches!(
-            p.verify(&[0; 32], 1, Network::Regtest),
+            p.verify(&[0; 32], &work(&p, 1), Network::Regtest),
             Err(ProofError::DigestNotFound { .. })
         ));
+        // Work, not a header count: three headers do not carry four headers' work.
+        assert!(matches!(
+            p.verify(&DIGEST, &work(&p, 4), Network::Regtest),
+            Err(ProofError::NotEnoughWork { .. })
+        ));
+        // A block the verifier trusts must be among the headers.
+        let tip = ChainTrust::Extends(p.headers[2].block_hash());
+        assert!(p.verify(&DIGEST, &tip, Network::Regtest).is_ok());
+        let elsewhere = ChainTrust::Extends(BlockHash::all_zeros());
         assert_eq!(
-            p.verify(&DIGEST, 4, Network::Regtest),
-            Err(ProofError::TooFewConfirmations { have: 3, need: 4 })
+            p.verify(&DIGEST, &elsewhere, Network::Regtest),
+            Err(ProofError::TrustedBlockMissing(BlockHash::all_zeros()))
         );
         // Regtest difficulty is far above the mainnet limit.
         assert!(matches!(
-            p.verify(&DIGEST, 1, Network::Bitcoin),
+            p.verify(&DIGEST, &work(&p, 1), Network::Bitcoin),
             Err(ProofError::TargetAboveLimit { index: 0, .. })
         ));
         let mut broken = p.clone();
         broken.headers.swap(1, 2);
         assert!(matches!(
-            broken.verify(&DIGEST, 1, Network::Regtest),
+            broken.verify(&DIGEST, &work(&p, 1), Network::Regtest),
             Err(ProofError::BrokenChain { .. })
         ));
         let mut wrong_index = p.clone();
         wrong_index.path.index = 0;
         assert!(matches!(
-            wrong_index.verify(&DIGEST, 1, Network::Regtest),
+            wrong_index.verify(&DIGEST, &work(&p, 1), Network::Regtest),
             Err(ProofError::MerkleRootMismatch { .. })
         ));
         let mut no_headers = p.clone();
         no_headers.headers.clear();
         assert_eq!(
-            no_headers.verify(&DIGEST, 0, Network::Regtest),
+            no_headers.verify(&DIGEST, &work(&p, 0), Network::Regtest),
             Err(ProofError::NoHeaders)
         );
     }

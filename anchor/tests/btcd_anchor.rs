@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use common::{txs_committing, Harness, ACTIVATION_HEIGHT, CONFIRMATIONS, FEE_RATE};
 use ipsat_anchor::bitcoin::hashes::{sha256d, Hash};
+use ipsat_anchor::bitcoin::pow::{Target, Work};
 use ipsat_anchor::bitcoin::{Network, OutPoint};
 use ipsat_anchor::proof::PROOF_MAGIC;
 use ipsat_anchor::state::AnchorState;
 use ipsat_anchor::{
-    anchor_digest, anchor_script, AnchorError, AnchorProof, AnchorStatus, ProofError, ScriptKind,
+    anchor_digest, anchor_script, AnchorError, AnchorProof, AnchorStatus, ChainTrust, ProofError,
+    ScriptKind,
 };
 use serde_json::{json, Value};
 
@@ -23,6 +25,16 @@ fn digest(n: u64) -> [u8; 32] {
 /// Flips every byte of `bytes` (XOR 0x01 and XOR 0xff) and returns the positions where the
 /// mutated encoding still decodes and verifies; `fix_checksum` recomputes the checksum so the
 /// verifier itself, not the checksum, has to catch the change.
+/// The work of `n` regtest blocks (all at regtest's fixed, easiest target).
+fn work(n: u32) -> ChainTrust {
+    let one = Target::MAX_ATTAINABLE_REGTEST.to_work();
+    let mut total = Work::from_be_bytes([0; 32]);
+    for _ in 0..n {
+        total = total + one;
+    }
+    ChainTrust::MinimumWork(total)
+}
+
 fn surviving_flips(bytes: &[u8], d: &[u8; 32], confs: u32, fix_checksum: bool) -> Vec<usize> {
     let mut survivors = Vec::new();
     for i in 0..bytes.len() {
@@ -35,7 +47,7 @@ fn surviving_flips(bytes: &[u8], d: &[u8; 32], confs: u32, fix_checksum: bool) -
                 b[n..].copy_from_slice(&sum.as_byte_array()[..4]);
             }
             if let Ok(p) = AnchorProof::decode(&b) {
-                if p.verify(d, confs, Network::Regtest).is_ok() {
+                if p.verify(d, &work(confs), Network::Regtest).is_ok() {
                     survivors.push(i);
                 }
             }
@@ -115,7 +127,9 @@ async fn anchor_is_mined_and_its_proof_verifies() {
 
     // The proof.
     let proof = a.proof(&id, None).await.unwrap();
-    let ok = proof.verify(&d, CONFIRMATIONS, Network::Regtest).unwrap();
+    let ok = proof
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
     assert_eq!(ok.txid, v.txid);
     assert_eq!(ok.block_hash, mined[0]);
     assert_eq!(ok.confirmations, CONFIRMATIONS as usize);
@@ -133,22 +147,29 @@ async fn anchor_is_mined_and_its_proof_verifies() {
     );
     let decoded = AnchorProof::decode(&bytes).unwrap();
     assert_eq!(decoded.encode(), bytes);
-    decoded.verify(&d, CONFIRMATIONS, Network::Regtest).unwrap();
+    decoded
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
     assert!(matches!(
-        decoded.verify(&digest(99), 1, Network::Regtest),
+        decoded.verify(&digest(99), &work(1), Network::Regtest),
         Err(ProofError::DigestNotFound { .. })
     ));
+    // Too little work on top fails; so does a trusted block the headers do not reach.
+    assert!(matches!(
+        decoded.verify(&d, &work(CONFIRMATIONS + 1), Network::Regtest),
+        Err(ProofError::NotEnoughWork { .. })
+    ));
+    let tip = ChainTrust::Extends(ok.tip_hash);
+    assert!(decoded.verify(&d, &tip, Network::Regtest).is_ok());
+    let genesis = rpc.get_block_hash(0).await.unwrap();
     assert_eq!(
-        decoded.verify(&d, CONFIRMATIONS + 1, Network::Regtest),
-        Err(ProofError::TooFewConfirmations {
-            have: CONFIRMATIONS as usize,
-            need: CONFIRMATIONS + 1
-        })
+        decoded.verify(&d, &ChainTrust::Extends(genesis), Network::Regtest),
+        Err(ProofError::TrustedBlockMissing(genesis))
     );
     let short = a.proof(&id, Some(1)).await.unwrap();
     assert_eq!(short.headers.len(), 1);
-    assert!(short.verify(&d, 1, Network::Regtest).is_ok());
-    assert!(short.verify(&d, 2, Network::Regtest).is_err());
+    assert!(short.verify(&d, &work(1), Network::Regtest).is_ok());
+    assert!(short.verify(&d, &work(2), Network::Regtest).is_err());
 
     // Flipping any single byte of the encoding makes decode or verify fail.
     assert_eq!(&bytes[..4], PROOF_MAGIC);
@@ -198,10 +219,16 @@ async fn anchor_is_mined_and_its_proof_verifies() {
         .unwrap();
     assert_eq!(c2.txid, fl2.versions[0].txid);
     let p2 = a.proof(&c2.id, None).await.unwrap();
-    p2.verify(&d2, CONFIRMATIONS, Network::Regtest).unwrap();
+    p2.verify(&d2, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
     // The first proof is deeper now.
     let p1 = a.proof(&id, None).await.unwrap();
-    assert_eq!(p1.verify(&d, 1, Network::Regtest).unwrap().confirmations, 6);
+    assert_eq!(
+        p1.verify(&d, &work(1), Network::Regtest)
+            .unwrap()
+            .confirmations,
+        6
+    );
 }
 
 #[tokio::test]
@@ -254,7 +281,7 @@ async fn crash_between_signing_and_broadcast_leaves_exactly_one_anchor() {
     a.proof(&id, None)
         .await
         .unwrap()
-        .verify(&d, CONFIRMATIONS, Network::Regtest)
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
         .unwrap();
 }
 
@@ -384,7 +411,8 @@ async fn reorg_sends_the_anchor_back_to_pending_and_it_is_mined_again() {
     assert_eq!(c.block_hash, second);
     let p = a.proof(&id, None).await.unwrap();
     assert_eq!(p.headers[0].block_hash(), second);
-    p.verify(&d, CONFIRMATIONS, Network::Regtest).unwrap();
+    p.verify(&d, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
     assert_eq!(
         txs_committing(&rpc, 1, &d).await,
         vec![(ACTIVATION_HEIGHT + 1, txid)]
@@ -414,6 +442,6 @@ async fn p2tr_anchor_is_mined_and_its_proof_verifies() {
     a.proof(&id, None)
         .await
         .unwrap()
-        .verify(&d, CONFIRMATIONS, Network::Regtest)
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
         .unwrap();
 }
