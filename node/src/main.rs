@@ -14,6 +14,7 @@ mod delivery;
 mod gossip;
 mod grpc;
 mod keys;
+mod limits;
 mod metrics;
 mod node;
 mod supervisor;

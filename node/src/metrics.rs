@@ -1,17 +1,25 @@
 //! Prometheus metrics of the node, served as text on `metrics.listen` (`GET /metrics`).
 //! CometBFT serves its own consensus metrics on its `instrumentation` port.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::supervisor::Shutdown;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ipsat_p2p::Verdict;
 use ipsat_subnet::CommittedBlock;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
+
+use crate::limits::{limited_incoming, ConnectionLimits};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -199,37 +207,63 @@ pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("binding the metrics endpoint on {listen}"))
 }
 
-/// Serves the metrics until `shutdown` flips.
+/// Scrapers connected at once, and how long a new connection may stay silent.
+const LIMITS: ConnectionLimits = ConnectionLimits {
+    max_connections: 16,
+    first_byte_timeout: Duration::from_secs(5),
+};
+
+/// How long reading a request's headers may take.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one connection may stay open, requests included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn respond(metrics: &Metrics, request: &Request<hyper::body::Incoming>) -> Response<String> {
+    let found = request.method() == Method::GET && request.uri().path() == "/metrics";
+    let mut response = if found {
+        Response::new(metrics.render())
+    } else {
+        Response::new(String::new())
+    };
+    if found {
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+    } else {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
+}
+
+/// Serves `GET /metrics` over HTTP/1.1 (hyper) until `shutdown` flips, within the
+/// connection limits of [`crate::limits`], with header and connection timeouts.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) -> Result<()> {
+    let mut incoming = limited_incoming(listener, LIMITS, shutdown.clone());
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = incoming.next() => accepted,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Ok((mut socket, _)) = accepted else {
-            continue;
+        let Some(Ok(stream)) = accepted else {
+            return Ok(()); // the accept loop ended with the shutdown
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut request = [0u8; 1024];
-            let Ok(n) = socket.read(&mut request).await else {
-                return;
-            };
-            let response = if request[..n].starts_with(b"GET /metrics") {
-                let body = metrics.render();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = socket.write_all(response.as_bytes()).await;
+            let service = service_fn(move |request| {
+                let response = respond(&metrics, &request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
         });
     }
 }

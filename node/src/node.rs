@@ -21,11 +21,25 @@ use crate::delivery::Delivery;
 use crate::gossip::Gossip;
 use crate::grpc::Api;
 use crate::keys;
+use crate::limits::{limited_incoming, ConnectionLimits};
 use crate::metrics::{self, Metrics};
 use crate::supervisor::Supervisor;
 
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
 const BLOCK_CHANNEL_CAPACITY: usize = 1024;
+
+/// gRPC connections open at once, and how long a new one may stay silent: enough for many
+/// dApps, far below the file descriptors a node has.
+const GRPC_LIMITS: ConnectionLimits = ConnectionLimits {
+    max_connections: 512,
+    first_byte_timeout: Duration::from_secs(10),
+};
+
+/// Concurrent calls (streams included) on one gRPC connection.
+const GRPC_MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// Largest gRPC request: a transaction (at most 128 KiB) with room for its envelope.
+const GRPC_MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 fn genesis_json(cometbft_home: &Path) -> Result<serde_json::Value> {
     let path = cometbft_home.join("config").join("genesis.json");
@@ -124,7 +138,7 @@ pub async fn start(home: &Path) -> Result<()> {
     let grpc = grpc_server(api).await?;
     supervisor.spawn("grpc", |mut shutdown| async move {
         grpc.serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            limited_incoming(grpc_listener, GRPC_LIMITS, shutdown.clone()),
             async move {
                 let _ = shutdown.changed().await;
             },
@@ -240,8 +254,16 @@ async fn grpc_server(api: Api) -> Result<tonic::transport::server::Router> {
         .build_v1()
         .context("building gRPC reflection")?;
     Ok(tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(GRPC_MAX_STREAMS_PER_CONNECTION))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(TxServiceServer::new(api.clone()))
-        .add_service(QueryServiceServer::new(api)))
+        .add_service(
+            TxServiceServer::new(api.clone()).max_decoding_message_size(GRPC_MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            QueryServiceServer::new(api).max_decoding_message_size(GRPC_MAX_REQUEST_BYTES),
+        ))
 }

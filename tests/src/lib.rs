@@ -161,6 +161,11 @@ impl Testnet {
         (0..self.len()).try_for_each(|i| self.start(i))
     }
 
+    /// The process id of node `i`'s `ipsat`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].as_ref().map(Child::id)
+    }
+
     /// SIGKILL to node `i`'s whole process group: ipsat and cometbft die mid-flight.
     pub fn kill9(&mut self, i: usize) -> Result<()> {
         let mut child = self.nodes[i].take().context("node is not running")?;
