@@ -4,13 +4,15 @@
 //! ([`SubnetId`], [`Address`], [`Amount`]), the validated messages a transaction may carry
 //! ([`action`]), transaction encoding, signing and stateless verification ([`tx`]), the
 //! certificate-carrying system transactions and vote extensions ([`system`]), the result
-//! codes ([`TxError`]), and the verification of state proofs against an app hash ([`proof`]).
+//! codes ([`TxError`]), the verification of state proofs against an app hash ([`proof`]), and
+//! light-client verification of the headers that carry app hashes ([`light`]).
 //!
 //! Clients, the load generator, tests and light verifiers depend on this crate alone. It must
 //! not depend on storage (RocksDB), networking, async runtimes or clocks.
 
 pub mod action;
 pub mod error;
+pub mod light;
 pub mod proof;
 pub mod system;
 pub mod tx;

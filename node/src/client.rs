@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ipsat_core::light::{verify_header, LightBlock, TrustRoot};
 use ipsat_core::{tx, verify_state_proof, Amount, SubnetId};
 use ipsat_proto::v1::{
     self as pb, query_service_client::QueryServiceClient, tx_body::Msg,
@@ -107,36 +108,128 @@ impl Client {
             .into_inner())
     }
 
-    /// Verifies `proof` offline, then checks its app hash against the CometBFT header of the
-    /// next block (which is where a block's app hash is committed), waiting for that block.
-    pub async fn check_proof(&mut self, proof: &pb::StateProof) -> Result<u64> {
+    /// The light block at `height`, `None` while the node does not have it yet.
+    pub async fn light_block(&mut self, height: u64) -> Result<Option<LightBlock>> {
+        match self
+            .query
+            .get_light_block(pb::GetLightBlockRequest { height })
+            .await
+        {
+            Ok(response) => {
+                let r = response.into_inner();
+                let block =
+                    LightBlock::decode(&r.signed_header, &r.validator_set, &r.next_validator_set)?;
+                if block.signed_header.header.height.value() != height {
+                    bail!("asked for the light block at {height}, the node sent another height");
+                }
+                Ok(Some(block))
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status.into()),
+        }
+    }
+
+    /// Verifies `proof` offline, then verifies the CometBFT header of the next block (where a
+    /// block's app hash is committed) with light-client verification from `trust`, and checks
+    /// that header's app hash is the one the proof commits to.
+    pub async fn verify_proof(
+        &mut self,
+        proof: &pb::StateProof,
+        trust: &HeaderTrust,
+    ) -> Result<ProofReport> {
         let app_hash = verify_state_proof(proof).context("proof does not verify")?;
         let header_height = proof.height + 1;
+        let mut target = None;
         for _ in 0..50 {
-            match self
-                .query
-                .get_block(pb::GetBlockRequest {
-                    height: header_height,
-                })
-                .await
-            {
-                Ok(header) => {
-                    let header = header.into_inner();
-                    if header.app_hash != app_hash {
-                        bail!(
-                            "proof commits to app hash {} but header {header_height} has {}",
-                            hex::encode(app_hash),
-                            hex::encode(&header.app_hash)
-                        );
-                    }
-                    return Ok(header_height);
-                }
-                Err(status) if status.code() == tonic::Code::NotFound => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(status) => return Err(status.into()),
+            target = self.light_block(header_height).await?;
+            if target.is_some() {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        bail!("block {header_height} did not appear; cannot check the proof against a header")
+        let target = target.with_context(|| {
+            format!("block {header_height} did not appear; cannot check the proof against a header")
+        })?;
+        let (verified, root) = match trust {
+            HeaderTrust::ValidatorSet {
+                chain_id,
+                validators,
+                source,
+            } => {
+                let root = TrustRoot::ValidatorSet {
+                    chain_id,
+                    validators,
+                };
+                let verified = verify_header(&target, &root)?;
+                (verified, format!("the validator set of {source}"))
+            }
+            HeaderTrust::Header { height, hash } => {
+                let trusted = self
+                    .light_block(*height)
+                    .await?
+                    .with_context(|| format!("the node has no block {height} to trust"))?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .context("the clock is before 1970")?;
+                let root = TrustRoot::Header {
+                    hash: *hash,
+                    block: &trusted,
+                    trusting_period: TRUSTING_PERIOD,
+                    now: tendermint::Time::from_unix_timestamp(
+                        i64::try_from(now.as_secs()).context("time")?,
+                        now.subsec_nanos(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("the clock: {e}"))?,
+                };
+                let verified = verify_header(&target, &root)?;
+                (
+                    verified,
+                    format!("the trusted header {hash} at height {height}"),
+                )
+            }
+        };
+        if verified.app_hash != app_hash {
+            bail!(
+                "the proof commits to app hash {} but the verified header {header_height} has {}: the node lied",
+                hex::encode(app_hash),
+                hex::encode(&verified.app_hash)
+            );
+        }
+        Ok(ProofReport {
+            header_height,
+            header_hash: target.hash().to_string(),
+            signed_power: verified.signed_power,
+            total_power: verified.total_power,
+            chain_id: verified.chain_id,
+            root,
+        })
     }
+}
+
+/// How long a header trusted by hash stays a valid starting point: CometBFT's default
+/// unbonding period is 21 days, and a light client must trust for less.
+const TRUSTING_PERIOD: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Where light-client verification of a proof's header starts.
+pub enum HeaderTrust {
+    /// A validator set, e.g. the genesis set in a genesis file.
+    ValidatorSet {
+        chain_id: String,
+        validators: tendermint::validator::Set,
+        /// Where it came from, for the report.
+        source: String,
+    },
+    /// A header trusted by its hash.
+    Header { height: u64, hash: tendermint::Hash },
+}
+
+/// What [`Client::verify_proof`] established.
+pub struct ProofReport {
+    pub header_height: u64,
+    pub header_hash: String,
+    pub signed_power: u64,
+    pub total_power: u64,
+    pub chain_id: String,
+    /// What the header was verified from.
+    pub root: String,
 }

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
+use ipsat_core::light::LightBlock;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tendermint::block::signed_header::SignedHeader;
+use tendermint::validator::{Info, Set as ValidatorSet};
 use thiserror::Error;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -129,6 +132,52 @@ impl CometRpc {
                 .map_or(0, |txs| txs.len() as u64),
             time: header["time"].as_str().unwrap_or_default().to_owned(),
         })
+    }
+}
+
+impl CometRpc {
+    /// The signed header of `height` (the latest when `None`) with the validator sets of that
+    /// height and the next, every page of them.
+    pub async fn light_block(&self, height: Option<u64>) -> Result<LightBlock, RpcError> {
+        let params = match height {
+            Some(h) => json!({ "height": h.to_string() }),
+            None => json!({}),
+        };
+        let commit = self.call("commit", params).await?;
+        let signed_header: SignedHeader =
+            serde_json::from_value(commit["signed_header"].clone())
+                .map_err(|e| RpcError::Response(format!("signed header: {e}")))?;
+        let height = signed_header.header.height.value();
+        Ok(LightBlock {
+            signed_header,
+            validators: self.validators(height).await?,
+            next_validators: self.validators(height + 1).await?,
+        })
+    }
+
+    async fn validators(&self, height: u64) -> Result<ValidatorSet, RpcError> {
+        const PER_PAGE: usize = 100;
+        let mut infos: Vec<Info> = Vec::new();
+        for page in 1.. {
+            let result = self
+                .call(
+                    "validators",
+                    json!({"height": height.to_string(), "page": page.to_string(), "per_page": PER_PAGE.to_string()}),
+                )
+                .await?;
+            let batch: Vec<Info> = serde_json::from_value(result["validators"].clone())
+                .map_err(|e| RpcError::Response(format!("validators: {e}")))?;
+            let total: usize = result["total"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| RpcError::Response("validators: total".into()))?;
+            let empty = batch.is_empty();
+            infos.extend(batch);
+            if infos.len() >= total || empty {
+                break;
+            }
+        }
+        Ok(ValidatorSet::without_proposer(infos))
     }
 }
 

@@ -270,6 +270,27 @@ impl QueryService for Api {
         }))
     }
 
+    async fn get_light_block(
+        &self,
+        request: Request<pb::GetLightBlockRequest>,
+    ) -> Result<Response<pb::GetLightBlockResponse>, Status> {
+        let height = match request.into_inner().height {
+            0 => None,
+            h => Some(h),
+        };
+        let block = self.rpc.light_block(height).await.map_err(|e| match e {
+            RpcError::Rpc(message) => Status::not_found(message),
+            other => rpc_status(other),
+        })?;
+        let (signed_header, validator_set, next_validator_set) = block.encode();
+        Ok(Response::new(pb::GetLightBlockResponse {
+            height: block.signed_header.header.height.value(),
+            signed_header,
+            validator_set,
+            next_validator_set,
+        }))
+    }
+
     type StreamBlocksStream = ApiStream<pb::Block>;
 
     async fn stream_blocks(

@@ -113,7 +113,9 @@ async fn main() -> Result<()> {
         Command::Testnet(TestnetCommand::Init(args)) => commands::testnet::run(args, cli.output),
         Command::Node(command) => commands::node::run(command, &cli.home).await,
         Command::Tx(args) => commands::tx::run(args, &cli.home, &cli.node, cli.output).await,
-        Command::Query(command) => commands::query::run(command, &cli.node, cli.output).await,
+        Command::Query(command) => {
+            commands::query::run(command, &cli.home, &cli.node, cli.output).await
+        }
         Command::Status => commands::status::run(&cli.node, cli.output).await,
         Command::Subnet(command) => {
             commands::subnet::run(command, &cli.home, &cli.node, cli.output).await

@@ -160,6 +160,9 @@ pub fn init(spec: &TestnetSpec) -> Result<TestnetLayout> {
     };
     let genesis = patched_genesis(&nodes[0].home.join("cometbft"), &spec.chain_id, &app_state)?;
     let genesis = serde_json::to_string_pretty(&genesis)?;
+    // The client side of the output directory verifies headers from this genesis's validators.
+    std::fs::write(spec.output.join("config/genesis.json"), &genesis)
+        .context("writing the client's copy of the genesis")?;
 
     for (i, node) in nodes.iter().enumerate() {
         let cometbft_home = node.home.join("cometbft");

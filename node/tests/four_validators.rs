@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipsat_core::light::{self, verify_header, LightBlock, TrustRoot};
 use ipsat_core::{verify_state_proof, Address};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_tests::{address_of, transfer, Testnet, FEE};
@@ -307,9 +308,43 @@ async fn four_validators_agree_and_refuse_bad_input() {
     let (ok, out, err) = net.cli(&["query", "account", &carol, "--prove"]).unwrap();
     assert!(ok, "{err}");
     assert!(
-        out.contains("balance 12345") && out.contains("proof verified"),
+        out.contains("balance 12345")
+            && out.contains("proof verified")
+            && out.contains("verified from the validator set of the genesis"),
         "{out}"
     );
+    // From a header trusted by hash instead of the genesis set.
+    let trusted = header_hash(&net, 2).await;
+    let (ok, out, err) = net
+        .cli(&[
+            "query",
+            "account",
+            &carol,
+            "--prove",
+            "--trust-height",
+            "2",
+            "--trust-hash",
+            &trusted,
+        ])
+        .unwrap();
+    assert!(
+        ok && out.contains("verified from the trusted header"),
+        "{out}{err}"
+    );
+    let wrong = "00".repeat(32);
+    let (ok, _, err) = net
+        .cli(&[
+            "query",
+            "account",
+            &carol,
+            "--prove",
+            "--trust-height",
+            "2",
+            "--trust-hash",
+            &wrong,
+        ])
+        .unwrap();
+    assert!(!ok && err.contains("not the trusted"), "{err}");
     let (ok, out, err) = net
         .cli(&["query", "key", "registry", "nothing-here", "--prove"])
         .unwrap();
@@ -344,6 +379,71 @@ async fn four_validators_agree_and_refuse_bad_input() {
     assert!(
         !ok,
         "a write to someone else's keyspace succeeded: {out}{err}"
+    );
+
+    // Light-client verification of real headers catches every lie about them.
+    let mut client = net.client(1).await.unwrap();
+    let height = client.status().await.unwrap().height;
+    let light = |r: pb::GetLightBlockResponse| {
+        LightBlock::decode(&r.signed_header, &r.validator_set, &r.next_validator_set).unwrap()
+    };
+    let block = light(
+        client
+            .query
+            .get_light_block(pb::GetLightBlockRequest { height })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let genesis: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(net.home(0).join("cometbft/config/genesis.json")).unwrap(),
+    )
+    .unwrap();
+    let validators = light::genesis_validators(&genesis).unwrap();
+    let chain_id = genesis["chain_id"].as_str().unwrap();
+    let root = TrustRoot::ValidatorSet {
+        chain_id,
+        validators: &validators,
+    };
+    let verified = verify_header(&block, &root).unwrap();
+    assert_eq!(verified.height, height);
+    assert!(verified.signed_power * 3 > verified.total_power * 2);
+    let mut lying_app_hash = block.clone();
+    lying_app_hash.signed_header.header.app_hash =
+        tendermint::AppHash::try_from(vec![7u8; 32]).unwrap();
+    assert!(
+        verify_header(&lying_app_hash, &root).is_err(),
+        "a changed app hash verified"
+    );
+    let mut fewer_signatures = block.clone();
+    for sig in fewer_signatures
+        .signed_header
+        .commit
+        .signatures
+        .iter_mut()
+        .skip(1)
+    {
+        *sig = tendermint::block::CommitSig::BlockIdFlagAbsent;
+    }
+    assert!(
+        verify_header(&fewer_signatures, &root).is_err(),
+        "one signature of four verified"
+    );
+    let other_chain = TrustRoot::ValidatorSet {
+        chain_id: "another-chain",
+        validators: &validators,
+    };
+    assert!(verify_header(&block, &other_chain).is_err());
+    let strangers = tendermint::validator::Set::without_proposer(
+        validators.validators().iter().take(1).cloned().collect(),
+    );
+    let strange_root = TrustRoot::ValidatorSet {
+        chain_id,
+        validators: &strangers,
+    };
+    assert!(
+        verify_header(&block, &strange_root).is_err(),
+        "an untrusted set verified"
     );
 
     // gRPC health and reflection are on, so grpcurl works without the proto files.
@@ -402,4 +502,16 @@ async fn four_validators_agree_and_refuse_bad_input() {
             assert_eq!(m[&h], maps[0][&h], "app hash differs at height {h}");
         }
     }
+}
+
+/// The hash (hex) of block `height`'s header, as node 0 reports it.
+async fn header_hash(net: &Testnet, height: u64) -> String {
+    let mut client = net.client(0).await.unwrap();
+    let block = client
+        .query
+        .get_block(pb::GetBlockRequest { height })
+        .await
+        .unwrap()
+        .into_inner();
+    hex::encode(block.block_hash)
 }

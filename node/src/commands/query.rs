@@ -1,28 +1,31 @@
 //! `ipsat query`: read state, optionally with a verified proof.
 
-use anyhow::{Context, Result};
-use clap::Subcommand;
-use ipsat_core::Address;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use ipsat_core::{light, Address};
 use ipsat_proto::v1 as pb;
+use ipsat_subnet::components::accounts::{account_key, AccountRecord};
+use ipsat_subnet::components::keyspaces::{keyspace_key, kv_key, KeyspaceRecord};
 use serde_json::json;
 
 use super::{bytes_arg, print, Output};
-use crate::client;
+use crate::client::{self, HeaderTrust};
 
 #[derive(Subcommand)]
 pub enum QueryCommand {
     /// Balance and nonce of an address.
     Account {
         address: Address,
-        /// Fetch a proof, verify it and check it against the CometBFT header.
-        #[arg(long)]
-        prove: bool,
+        #[command(flatten)]
+        prove: ProveArgs,
     },
     /// A keyspace's owner, policy and limits.
     Keyspace {
         name: String,
-        #[arg(long)]
-        prove: bool,
+        #[command(flatten)]
+        prove: ProveArgs,
     },
     /// The value of a key (KEY is UTF-8 unless --hex).
     Key {
@@ -30,26 +33,122 @@ pub enum QueryCommand {
         key: String,
         #[arg(long)]
         hex: bool,
-        #[arg(long)]
-        prove: bool,
+        #[command(flatten)]
+        prove: ProveArgs,
     },
 }
 
-async fn proof_line(client: &mut client::Client, proof: Option<&pb::StateProof>) -> Result<String> {
-    match proof {
-        Some(proof) => {
-            let header = client.check_proof(proof).await?;
-            Ok(format!(
-                "\nproof verified: state root {} -> app hash {} = header of block {header}",
-                hex::encode(&proof.state_root),
-                hex::encode(&proof.app_hash)
-            ))
+#[derive(Args)]
+pub struct ProveArgs {
+    /// Fetch a proof, bind it to the answer shown, and verify it up to a CometBFT header that
+    /// light-client verification accepts (from the genesis validator set unless
+    /// --trust-height/--trust-hash name a header to start from).
+    #[arg(long)]
+    pub prove: bool,
+    /// Height of a header you trust (with --trust-hash).
+    #[arg(long, requires = "trust_hash")]
+    pub trust_height: Option<u64>,
+    /// Hash of that header, hex.
+    #[arg(long, requires = "trust_height")]
+    pub trust_hash: Option<String>,
+}
+
+impl ProveArgs {
+    /// Where verification starts: the trusted header, or the genesis validator set in the home.
+    fn trust(&self, home: &Path) -> Result<HeaderTrust> {
+        if let (Some(height), Some(hash)) = (self.trust_height, &self.trust_hash) {
+            let hash = tendermint::Hash::from_hex_upper(
+                tendermint::hash::Algorithm::Sha256,
+                &hash.to_uppercase(),
+            )
+            .map_err(|_| anyhow::anyhow!("--trust-hash {hash:?} is not a 32-byte hex hash"))?;
+            return Ok(HeaderTrust::Header { height, hash });
         }
-        None => Ok(String::new()),
+        let candidates = [
+            home.join("config/genesis.json"),
+            home.join("cometbft/config/genesis.json"),
+        ];
+        let path = candidates.iter().find(|p| p.exists()).with_context(|| {
+            format!(
+                "no genesis in {} to verify headers from: pass --trust-height and --trust-hash",
+                home.display()
+            )
+        })?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let genesis: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let chain_id = genesis["chain_id"]
+            .as_str()
+            .with_context(|| format!("{} has no chain_id", path.display()))?
+            .to_owned();
+        Ok(HeaderTrust::ValidatorSet {
+            validators: light::genesis_validators(&genesis)?,
+            source: format!("the genesis of {chain_id} ({})", path.display()),
+            chain_id,
+        })
     }
 }
 
-pub async fn run(command: QueryCommand, node: &str, output: Output) -> Result<()> {
+/// Checks that the proof is of the key asked about, at the height reported, and verifies it
+/// up to a light-client-verified header; the line to print.
+async fn proof_line(
+    client: &mut client::Client,
+    proof: Option<&pb::StateProof>,
+    binding: Binding<'_>,
+    args: &ProveArgs,
+    home: &Path,
+) -> Result<String> {
+    let Some(proof) = proof else {
+        if args.prove {
+            bail!("asked for a proof, the node sent none");
+        }
+        return Ok(String::new());
+    };
+    check_binding(proof, &binding)?;
+    let report = client.verify_proof(proof, &args.trust(home)?).await?;
+    Ok(format!(
+        "\nproof verified: this value at height {} -> state root {} -> app hash {} = app hash \
+         of header {} ({}) of {}, signed by validators with {} of {} voting power, verified \
+         from {}",
+        proof.height,
+        hex::encode(&proof.state_root),
+        hex::encode(&proof.app_hash),
+        report.header_height,
+        report.header_hash,
+        report.chain_id,
+        report.signed_power,
+        report.total_power,
+        report.root
+    ))
+}
+
+/// Refuses a proof of another key, another value or another height than the answer shown.
+fn check_binding(proof: &pb::StateProof, binding: &Binding<'_>) -> Result<()> {
+    if proof.key != binding.key {
+        bail!("the node's proof is for another key than the one asked about");
+    }
+    if proof.value.as_deref() != binding.value {
+        bail!("the node's answer is not the value its proof proves");
+    }
+    if proof.height != binding.height {
+        bail!(
+            "the node answered for height {} with a proof for height {}",
+            binding.height,
+            proof.height
+        );
+    }
+    Ok(())
+}
+
+/// What a proof must be about: the state key, the value shown (raw), and the height.
+struct Binding<'a> {
+    key: Vec<u8>,
+    value: Option<&'a [u8]>,
+    height: u64,
+}
+
+pub async fn run(command: QueryCommand, home: &Path, node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
     match command {
         QueryCommand::Account { address, prove } => {
@@ -57,12 +156,31 @@ pub async fn run(command: QueryCommand, node: &str, output: Output) -> Result<()
                 .query
                 .get_account(pb::GetAccountRequest {
                     address: address.0.to_vec(),
-                    prove,
+                    prove: prove.prove,
                 })
                 .await?
                 .into_inner();
             let account = response.account.context("node returned no account")?;
-            let proof = proof_line(&mut client, response.proof.as_ref()).await?;
+            // The proof proves a stored record (or its absence); what is shown must be it.
+            let proved = response.proof.as_ref().map(|p| -> Result<AccountRecord> {
+                Ok(match &p.value {
+                    Some(bytes) => borsh::from_slice(bytes).context("proved account record")?,
+                    None => AccountRecord::default(),
+                })
+            });
+            if let Some(record) = proved.transpose()? {
+                if record.balance().to_string() != account.balance || record.nonce != account.nonce
+                {
+                    bail!("the node's answer is not the account its proof proves");
+                }
+            }
+            let binding = Binding {
+                key: account_key(&address),
+                value: response.proof.as_ref().and_then(|p| p.value.as_deref()),
+                height: response.height,
+            };
+            let proof =
+                proof_line(&mut client, response.proof.as_ref(), binding, &prove, home).await?;
             print(
                 output,
                 format!(
@@ -78,11 +196,36 @@ pub async fn run(command: QueryCommand, node: &str, output: Output) -> Result<()
                 .query
                 .get_keyspace(pb::GetKeyspaceRequest {
                     name: name.clone(),
-                    prove,
+                    prove: prove.prove,
                 })
                 .await?
                 .into_inner();
-            let proof = proof_line(&mut client, response.proof.as_ref()).await?;
+            let proved = response
+                .proof
+                .as_ref()
+                .map(|p| -> Result<Option<pb::Keyspace>> {
+                    p.value
+                        .as_ref()
+                        .map(|bytes| -> Result<pb::Keyspace> {
+                            let record: KeyspaceRecord =
+                                borsh::from_slice(bytes).context("proved keyspace record")?;
+                            Ok(record.to_proto(&name))
+                        })
+                        .transpose()
+                })
+                .transpose()?;
+            if let Some(proved) = proved {
+                if proved != response.keyspace {
+                    bail!("the node's answer is not the keyspace its proof proves");
+                }
+            }
+            let binding = Binding {
+                key: keyspace_key(&name),
+                value: response.proof.as_ref().and_then(|p| p.value.as_deref()),
+                height: response.height,
+            };
+            let proof =
+                proof_line(&mut client, response.proof.as_ref(), binding, &prove, home).await?;
             let Some(keyspace) = response.keyspace else {
                 print(
                     output,
@@ -120,12 +263,18 @@ pub async fn run(command: QueryCommand, node: &str, output: Output) -> Result<()
                 .query
                 .get_key(pb::GetKeyRequest {
                     keyspace: keyspace.clone(),
-                    key: key_bytes,
-                    prove,
+                    key: key_bytes.clone(),
+                    prove: prove.prove,
                 })
                 .await?
                 .into_inner();
-            let proof = proof_line(&mut client, response.proof.as_ref()).await?;
+            let binding = Binding {
+                key: kv_key(&keyspace, &key_bytes),
+                value: response.value.as_deref(),
+                height: response.height,
+            };
+            let proof =
+                proof_line(&mut client, response.proof.as_ref(), binding, &prove, home).await?;
             let shown = response.value.as_ref().map(|v| {
                 String::from_utf8(v.clone()).unwrap_or_else(|_| format!("0x{}", hex::encode(v)))
             });
@@ -149,4 +298,48 @@ pub async fn run(command: QueryCommand, node: &str, output: Output) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_of_another_key_value_or_height_is_refused() {
+        let proof = pb::StateProof {
+            height: 7,
+            key: b"v/notes/hello".to_vec(),
+            value: Some(b"world".to_vec()),
+            ..Default::default()
+        };
+        let honest = Binding {
+            key: kv_key("notes", b"hello"),
+            value: Some(b"world"),
+            height: 7,
+        };
+        assert!(check_binding(&proof, &honest).is_ok());
+        let other_key = Binding {
+            key: kv_key("notes", b"other"),
+            ..honest
+        };
+        assert!(check_binding(&proof, &other_key).is_err());
+        let other_value = Binding {
+            key: kv_key("notes", b"hello"),
+            value: Some(b"lie"),
+            height: 7,
+        };
+        assert!(check_binding(&proof, &other_value).is_err());
+        let absent = Binding {
+            key: kv_key("notes", b"hello"),
+            value: None,
+            height: 7,
+        };
+        assert!(check_binding(&proof, &absent).is_err());
+        let other_height = Binding {
+            key: kv_key("notes", b"hello"),
+            value: Some(b"world"),
+            height: 8,
+        };
+        assert!(check_binding(&proof, &other_height).is_err());
+    }
 }

@@ -1,0 +1,274 @@
+//! Light-client verification of CometBFT headers, so a proof checked against a header's app
+//! hash is checked against what the validators signed, not against what one node says.
+//!
+//! A header is verified from a trust root the caller gives explicitly: a validator set it
+//! trusts (the genesis set, for a subnet whose set has not changed), or a header it trusts by
+//! hash, from which CometBFT's skipping verification (`tendermint-light-client-verifier`)
+//! reaches the target as long as enough of the trusted validators still sign.
+
+use tendermint::block::signed_header::SignedHeader;
+use tendermint::block::CommitSig;
+use tendermint::chain::Id as ChainId;
+use tendermint::validator::{Info, Set as ValidatorSet};
+use tendermint::{Hash, Time};
+use tendermint_light_client_verifier::options::Options;
+use tendermint_light_client_verifier::types::{
+    TrustThreshold, TrustedBlockState, UntrustedBlockState,
+};
+use tendermint_light_client_verifier::{ProdVerifier, Verdict, Verifier as _};
+use tendermint_proto::v0_38::types::{
+    SignedHeader as RawSignedHeader, ValidatorSet as RawValidatorSet,
+};
+
+/// Why a header could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum LightError {
+    /// The bytes are not a header or validator set.
+    #[error("malformed light block: {0}")]
+    Malformed(String),
+    /// The header is for another chain than the trust root.
+    #[error("the header is for chain {got}, the trust root for {expected}")]
+    WrongChain {
+        /// The trust root's chain.
+        expected: String,
+        /// The header's chain.
+        got: String,
+    },
+    /// The trusted header does not have the hash the caller trusts.
+    #[error("the header at the trusted height has hash {got}, not the trusted {expected}")]
+    TrustedHashMismatch {
+        /// The hash the caller trusts.
+        expected: String,
+        /// What the node served.
+        got: String,
+    },
+    /// The validators who signed are not the trusted set.
+    #[error("the header's validator set is not the trusted one (it changed since genesis: start from a trusted header instead)")]
+    UntrustedValidators,
+    /// CometBFT's verification refused the header.
+    #[error("light-client verification failed: {0}")]
+    Verification(String),
+}
+
+/// A header with its commit, the validators of its height and of the next.
+#[derive(Debug, Clone)]
+pub struct LightBlock {
+    /// The header and the commit that signed it.
+    pub signed_header: SignedHeader,
+    /// The validators of this height.
+    pub validators: ValidatorSet,
+    /// The validators of the next height.
+    pub next_validators: ValidatorSet,
+}
+
+impl LightBlock {
+    /// Decodes the protobuf encodings of `tendermint.types.SignedHeader` and two
+    /// `tendermint.types.ValidatorSet`s.
+    pub fn decode(
+        signed_header: &[u8],
+        validators: &[u8],
+        next_validators: &[u8],
+    ) -> Result<Self, LightError> {
+        let malformed = |e: tendermint_proto::Error| LightError::Malformed(e.to_string());
+        Ok(Self {
+            signed_header:
+                <SignedHeader as tendermint_proto::Protobuf<RawSignedHeader>>::decode_vec(
+                    signed_header,
+                )
+                .map_err(malformed)?,
+            validators: <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::decode_vec(
+                validators,
+            )
+            .map_err(malformed)?,
+            next_validators:
+                <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::decode_vec(
+                    next_validators,
+                )
+                .map_err(malformed)?,
+        })
+    }
+
+    /// The three protobuf encodings [`Self::decode`] reads.
+    pub fn encode(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        (
+            <SignedHeader as tendermint_proto::Protobuf<RawSignedHeader>>::encode_vec(
+                self.signed_header.clone(),
+            ),
+            <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::encode_vec(
+                self.validators.clone(),
+            ),
+            <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::encode_vec(
+                self.next_validators.clone(),
+            ),
+        )
+    }
+
+    /// The header's hash.
+    pub fn hash(&self) -> Hash {
+        self.signed_header.header.hash()
+    }
+}
+
+/// What the caller trusts.
+pub enum TrustRoot<'a> {
+    /// The validator set of a chain, e.g. from its genesis: the target header must be signed
+    /// by more than two thirds of exactly this set.
+    ValidatorSet {
+        /// The chain.
+        chain_id: &'a str,
+        /// The set.
+        validators: &'a ValidatorSet,
+    },
+    /// A header the caller trusts by hash, and the light block the node served for it.
+    Header {
+        /// The hash the caller trusts.
+        hash: Hash,
+        /// The light block at that height.
+        block: &'a LightBlock,
+        /// How long a trusted header stays usable (shorter than the unbonding period).
+        trusting_period: std::time::Duration,
+        /// The verifier's current time.
+        now: Time,
+    },
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedHeader {
+    /// The chain.
+    pub chain_id: String,
+    /// The verified header's height.
+    pub height: u64,
+    /// Its app hash, which commits to the state after the previous block.
+    pub app_hash: Vec<u8>,
+    /// Voting power whose signatures the commit carries.
+    pub signed_power: u64,
+    /// The power of the whole set.
+    pub total_power: u64,
+}
+
+/// Genesis validators (CometBFT's `genesis.json` `validators` array) as a set.
+pub fn genesis_validators(genesis: &serde_json::Value) -> Result<ValidatorSet, LightError> {
+    let entries = genesis["validators"]
+        .as_array()
+        .ok_or_else(|| LightError::Malformed("genesis has no validators array".into()))?;
+    let mut infos = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let info: Info = serde_json::from_value(serde_json::json!({
+            "address": entry["address"],
+            "pub_key": entry["pub_key"],
+            "power": entry["power"],
+        }))
+        .map_err(|e| LightError::Malformed(format!("genesis validator: {e}")))?;
+        infos.push(info);
+    }
+    Ok(ValidatorSet::without_proposer(infos))
+}
+
+fn verdict(result: Verdict) -> Result<(), LightError> {
+    match result {
+        Verdict::Success => Ok(()),
+        Verdict::NotEnoughTrust(tally) => Err(LightError::Verification(format!(
+            "not enough trust: {tally}"
+        ))),
+        Verdict::Invalid(detail) => Err(LightError::Verification(detail.to_string())),
+    }
+}
+
+fn signed_power(target: &LightBlock) -> u64 {
+    target
+        .signed_header
+        .commit
+        .signatures
+        .iter()
+        .filter_map(|sig| match sig {
+            CommitSig::BlockIdFlagCommit {
+                validator_address, ..
+            } => target.validators.validator(*validator_address),
+            _ => None,
+        })
+        .map(|v| v.power())
+        .sum()
+}
+
+/// Verifies `target` from `root`: the commit is valid and signed by the validators the header
+/// names, and those validators are trusted (directly, or through the trusted header).
+pub fn verify_header(
+    target: &LightBlock,
+    root: &TrustRoot<'_>,
+) -> Result<VerifiedHeader, LightError> {
+    let verifier = ProdVerifier::default();
+    let untrusted = UntrustedBlockState {
+        signed_header: &target.signed_header,
+        validators: &target.validators,
+        next_validators: Some(&target.next_validators),
+    };
+    let header = &target.signed_header.header;
+    let chain_of = |id: &str| LightError::WrongChain {
+        expected: id.to_owned(),
+        got: header.chain_id.to_string(),
+    };
+    match root {
+        TrustRoot::ValidatorSet {
+            chain_id,
+            validators,
+        } => {
+            if header.chain_id.as_str() != *chain_id {
+                return Err(chain_of(chain_id));
+            }
+            if validators.hash() != target.validators.hash() {
+                return Err(LightError::UntrustedValidators);
+            }
+            verdict(verifier.verify_validator_sets(&untrusted))?;
+            verdict(verifier.verify_commit(&untrusted))?;
+        }
+        TrustRoot::Header {
+            hash,
+            block,
+            trusting_period,
+            now,
+        } => {
+            if block.hash() != *hash {
+                return Err(LightError::TrustedHashMismatch {
+                    expected: hash.to_string(),
+                    got: block.hash().to_string(),
+                });
+            }
+            let trusted_header = &block.signed_header.header;
+            if header.chain_id != trusted_header.chain_id {
+                return Err(chain_of(trusted_header.chain_id.as_str()));
+            }
+            let chain_id: &ChainId = &trusted_header.chain_id;
+            let trusted = TrustedBlockState {
+                chain_id,
+                header_time: trusted_header.time,
+                height: trusted_header.height,
+                next_validators: &block.next_validators,
+                next_validators_hash: trusted_header.next_validators_hash,
+            };
+            let options = Options {
+                trust_threshold: TrustThreshold::ONE_THIRD,
+                trusting_period: *trusting_period,
+                clock_drift: std::time::Duration::from_secs(10),
+            };
+            if target.signed_header.header.height == trusted_header.height {
+                // The target is the trusted header itself.
+                if target.hash() != *hash {
+                    return Err(LightError::TrustedHashMismatch {
+                        expected: hash.to_string(),
+                        got: target.hash().to_string(),
+                    });
+                }
+            } else {
+                verdict(verifier.verify_update_header(untrusted, trusted, &options, *now))?;
+            }
+        }
+    }
+    Ok(VerifiedHeader {
+        chain_id: header.chain_id.to_string(),
+        height: header.height.value(),
+        app_hash: header.app_hash.as_bytes().to_vec(),
+        signed_power: signed_power(target),
+        total_power: target.validators.total_voting_power().value(),
+    })
+}
