@@ -11,6 +11,8 @@ mod cometbft;
 mod commands;
 mod config;
 mod delivery;
+#[cfg(test)]
+mod fuzz;
 mod gossip;
 mod grpc;
 mod keys;

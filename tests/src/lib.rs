@@ -9,6 +9,7 @@
 
 pub mod containers;
 pub mod cut;
+pub mod fuzz;
 pub mod rsk;
 
 use std::os::unix::process::CommandExt as _;
