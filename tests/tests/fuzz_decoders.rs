@@ -8,7 +8,7 @@
 
 use ipsat_anchor::bitcoin::absolute::LockTime;
 use ipsat_anchor::bitcoin::block::{Header, Version as BlockVersion};
-use ipsat_anchor::bitcoin::hashes::Hash as _;
+use ipsat_anchor::bitcoin::hashes::{sha256d, Hash as _};
 use ipsat_anchor::bitcoin::transaction::Version;
 use ipsat_anchor::bitcoin::{
     Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
@@ -191,9 +191,20 @@ fn anchor_proof() -> Vec<u8> {
 
 #[test]
 fn anchor_proofs() {
-    fuzz(5, &[anchor_proof()], |raw| {
+    let check = |raw: &[u8]| {
         if let Ok(decoded) = AnchorProof::decode(raw) {
             assert_eq!(decoded.encode(), raw, "a non-canonical proof decoded");
+        }
+    };
+    fuzz(5, &[anchor_proof()], |raw| {
+        check(raw);
+        // Again with the checksum made right, so the damage reaches the parser behind it.
+        if raw.len() >= 4 {
+            let mut fixed = raw.to_vec();
+            let body = fixed.len() - 4;
+            let sum = sha256d::Hash::hash(&fixed[..body]);
+            fixed[body..].copy_from_slice(&sum.as_byte_array()[..4]);
+            check(&fixed);
         }
     });
 }
