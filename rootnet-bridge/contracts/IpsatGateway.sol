@@ -157,6 +157,9 @@ contract IpsatGateway {
 
     /// @notice Largest `checkpointPeriod` accepted by `registerSubnet`.
     uint64 public constant MAX_CHECKPOINT_PERIOD = 2 ** 32;
+    /// @notice Most validators a subnet may have: its certificates' signer bitmaps and every
+    ///         checkpoint's verification cost stay bounded.
+    uint64 public constant MAX_VALIDATORS = 100;
 
     uint256 private constant SECP256K1_HALF_ORDER =
         0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -166,6 +169,8 @@ contract IpsatGateway {
     ///         variable rather than an immutable so the deployed code equals the artifact's
     ///         `deployedBytecode` byte for byte (clients can check they talk to this contract).
     address public anchorer;
+    /// @notice Who deployed the gateway: the only account that may rotate the anchorer.
+    address public immutable admin;
 
     bytes32[] private _subnetIds;
     mapping(bytes32 subnetId => Subnet) private _subnets;
@@ -176,7 +181,8 @@ contract IpsatGateway {
     mapping(bytes32 subnetId => mapping(address owner => Validator)) private _validators;
     mapping(bytes32 subnetId => mapping(uint64 configurationNumber => bytes32 setHash)) private _setHashes;
     mapping(bytes32 subnetId => mapping(uint64 height => bytes32 crossMsgsRoot)) private _crossMsgsRoots;
-    mapping(bytes32 subnetId => mapping(uint64 height => mapping(uint64 nonce => bool))) private _released;
+    /// @dev Keyed by the release's nonce alone: a release that appears in two checkpoints pays once.
+    mapping(bytes32 subnetId => mapping(uint64 nonce => bool)) private _released;
 
     // Blocktree: leaves of checkpointed subnets, in registration order.
     bytes32[] private _leafSubnets;
@@ -233,6 +239,7 @@ contract IpsatGateway {
     );
     event CollateralClaimed(bytes32 indexed subnetId, address indexed owner, uint256 amount);
     event AnchorRecorded(bytes32 indexed blocktreeRoot, bytes32 indexed btcTxid, uint64 btcHeight);
+    event AnchorerChanged(address indexed previous, address indexed next);
 
     // ------------------------------------------------------------------------------------------
     // Errors
@@ -272,6 +279,10 @@ contract IpsatGateway {
     error InvalidMerkleProof();
     error InsufficientLocked(uint256 locked, uint256 requested);
     error NotAnchorer(address caller);
+    error NotAdmin(address caller);
+    error InvalidAnchorer();
+    error AnchorHeightDecreased(uint64 latest, uint64 got);
+    error SubnetFull(bytes32 subnetId);
     error TransferFailed(address to, uint256 amount);
     error Reentrancy();
 
@@ -281,6 +292,8 @@ contract IpsatGateway {
 
     /// @param anchorer_ The account allowed to `recordAnchor` (the Bitcoin anchorer's RSK key).
     constructor(address anchorer_) {
+        if (anchorer_ == address(0)) revert InvalidAnchorer();
+        admin = msg.sender;
         anchorer = anchorer_;
     }
 
@@ -312,7 +325,10 @@ contract IpsatGateway {
         returns (bytes32 subnetId)
     {
         _checkName(name);
-        if (minValidators == 0 || checkpointPeriod == 0 || checkpointPeriod > MAX_CHECKPOINT_PERIOD) {
+        if (
+            minValidators == 0 || minValidators > MAX_VALIDATORS || minCollateral == 0 || checkpointPeriod == 0
+                || checkpointPeriod > MAX_CHECKPOINT_PERIOD
+        ) {
             revert InvalidSubnetParams();
         }
         string memory path = string.concat("/r", _decimal(block.chainid), "/", name);
@@ -356,6 +372,7 @@ contract IpsatGateway {
         if (v.status == ValidatorStatus.Active) revert AlreadyValidator(msg.sender);
         if (v.status == ValidatorStatus.Leaving) revert LeavePending(msg.sender);
         if (_members[subnetId][ecdsaSigner] != 0) revert SignerTaken(ecdsaSigner);
+        if (s.validatorCount >= MAX_VALIDATORS) revert SubnetFull(subnetId);
 
         uint96 power = uint96(msg.value);
         _insertMember(subnetId, ecdsaSigner, power);
@@ -628,7 +645,7 @@ contract IpsatGateway {
 
     /// @notice Pays `r.amount` RBTC to `r.recipient`, proven by `proof` against the `crossMsgsRoot`
     ///         of the accepted checkpoint of `subnetId` at `checkpointHeight`. Anyone may call;
-    ///         each `(subnetId, checkpointHeight, r.nonce)` pays at most once.
+    ///         each `(subnetId, r.nonce)` pays at most once, whichever checkpoint proves it.
     /// @param proof Sorted-pair Merkle siblings from the leaf
     ///        `keccak256(bytes.concat(keccak256(abi.encode(r))))` up to the root.
     function executeRelease(bytes32 subnetId, uint64 checkpointHeight, Release calldata r, bytes32[] calldata proof)
@@ -637,7 +654,7 @@ contract IpsatGateway {
     {
         Subnet storage s = _subnet(subnetId);
         bytes32 root = _crossMsgsRootAt(s, subnetId, checkpointHeight);
-        mapping(uint64 => bool) storage released = _released[subnetId][checkpointHeight];
+        mapping(uint64 => bool) storage released = _released[subnetId];
         if (released[r.nonce]) revert ReleaseAlreadyExecuted(subnetId, checkpointHeight, r.nonce);
         if (processProof(releaseLeaf(r), proof) != root) revert InvalidMerkleProof();
         uint256 available = s.locked;
@@ -703,8 +720,18 @@ contract IpsatGateway {
     ///         `latestAnchor().rskBlockNumber` is the RSK block of this call.
     function recordAnchor(bytes32 root, bytes32 btcTxid, uint64 btcHeight) external {
         if (msg.sender != anchorer) revert NotAnchorer(msg.sender);
+        // Bitcoin heights never go backwards: an older anchor cannot replace a newer one.
+        if (btcHeight < _latestAnchor.btcHeight) revert AnchorHeightDecreased(_latestAnchor.btcHeight, btcHeight);
         _latestAnchor = Anchor(root, btcTxid, btcHeight, uint64(block.number));
         emit AnchorRecorded(root, btcTxid, btcHeight);
+    }
+
+    /// @notice Hands anchoring to `next` (a new anchorer key). Only the deployer may.
+    function setAnchorer(address next) external {
+        if (msg.sender != admin) revert NotAdmin(msg.sender);
+        if (next == address(0)) revert InvalidAnchorer();
+        emit AnchorerChanged(anchorer, next);
+        anchorer = next;
     }
 
     /// @notice The latest recorded anchor (all zero before the first).
@@ -910,8 +937,8 @@ contract IpsatGateway {
         return _crossMsgsRootAt(s, subnetId, height);
     }
 
-    function isReleaseExecuted(bytes32 subnetId, uint64 checkpointHeight, uint64 nonce) external view returns (bool) {
-        return _released[subnetId][checkpointHeight][nonce];
+    function isReleaseExecuted(bytes32 subnetId, uint64 nonce) external view returns (bool) {
+        return _released[subnetId][nonce];
     }
 
     // ------------------------------------------------------------------------------------------

@@ -425,8 +425,9 @@ async fn lifecycle(n: usize, port: u16) {
         "a release changed the blocktree root"
     );
 
-    // A second, empty checkpoint chains onto the first.
-    let cp2 = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+    // A second checkpoint chains onto the first. It carries the same releases again, and they
+    // still pay only once: a release is keyed by its nonce, not by the checkpoint proving it.
+    let cp2 = next_checkpoint(&net, subnet, merkle::root(&leaves), 2).await;
     assert_eq!(
         cp2.previousCheckpointHash,
         keccak256(alloy::sol_types::SolValue::abi_encode(&cp))
@@ -437,6 +438,18 @@ async fn lifecycle(n: usize, port: u16) {
         .await
         .unwrap();
     assert_ne!(blocktree_root(&net).await, accepted_root);
+    reverted_with(
+        net.admin
+            .execute_release(
+                subnet,
+                2 * PERIOD,
+                releases[0].clone(),
+                merkle::proof(&leaves, 0),
+            )
+            .await,
+        "ReleaseAlreadyExecuted",
+    );
+    assert_eq!(balance(&net).await - start, U256::from(2 * ETHER));
 
     assert_eq!(
         net.proxy.refusals(),
@@ -595,6 +608,45 @@ async fn submit_checkpoint_gas_by_validator_count() {
         at_100 <= 500_000,
         "submitCheckpoint with a 100-validator quorum used {at_100} gas"
     );
+    // A 101st validator is refused: certificates and checkpoint costs stay bounded.
+    let full = net
+        .admin
+        .view(
+            "computeSubnetId",
+            &IpsatGateway::computeSubnetIdCall {
+                name: "gas-100".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let extra = validators_named(&net, 1, "gas-extra").await;
+    reverted_with(
+        client(&net, &extra[0].key)
+            .await
+            .join(
+                full,
+                extra[0].key.address(),
+                Bytes::from(vec![0xb1; 48]),
+                Bytes::from(vec![0xb2; 96]),
+                U256::from(ETHER),
+            )
+            .await,
+        "SubnetFull",
+    );
+    // Registration needs a positive collateral floor and at most 100 validators.
+    reverted_with(
+        net.admin
+            .register_subnet("free", 1, U256::ZERO, PERIOD)
+            .await,
+        "InvalidSubnetParams",
+    );
+    reverted_with(
+        net.admin
+            .register_subnet("huge", 101, U256::from(ETHER), PERIOD)
+            .await,
+        "InvalidSubnetParams",
+    );
 }
 
 /// Leaving releases collateral only once a checkpoint confirms the new set; deposits are read
@@ -685,6 +737,35 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
         .await
         .unwrap();
     assert_eq!((anchor.blocktreeRoot, anchor.btcHeight), (root, 101));
+    // Bitcoin heights never go backwards.
+    reverted_with(
+        net.admin
+            .record_anchor(root, B256::repeat_byte(8), 100)
+            .await,
+        "AnchorHeightDecreased",
+    );
+    // Only the deployer rotates the anchorer; then only the new one records.
+    let rotate = |next: Address| IpsatGateway::setAnchorerCall { next };
+    reverted_with(
+        leaver
+            .transact("setAnchorer", &rotate(leaver.sender()), U256::ZERO)
+            .await,
+        "NotAdmin",
+    );
+    net.admin
+        .transact("setAnchorer", &rotate(leaver.sender()), U256::ZERO)
+        .await
+        .unwrap();
+    reverted_with(
+        net.admin
+            .record_anchor(root, B256::repeat_byte(9), 102)
+            .await,
+        "NotAnchorer",
+    );
+    leaver
+        .record_anchor(root, B256::repeat_byte(9), 102)
+        .await
+        .unwrap();
     assert_eq!(net.proxy.refusals(), 0);
 }
 
