@@ -33,9 +33,7 @@ pub fn tx_hash(raw: &[u8]) -> TxHash {
 }
 
 /// Keccak-256, as Ethereum and RSK use it.
-pub fn keccak256(data: &[u8]) -> [u8; 32] {
-    Keccak256::digest(data).into()
-}
+pub use ipsat_checkpoint::keccak256;
 
 /// The Ethereum-style address of a public key.
 pub fn address_of(public_key: &PublicKey) -> Address {

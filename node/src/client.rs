@@ -108,6 +108,39 @@ impl Client {
             .into_inner())
     }
 
+    /// The checkpoint at `height` (0: the latest) of this subnet, or with `child` set, of that
+    /// child as accepted here, with the period of the subnet asked about; `None` if absent.
+    pub async fn checkpoint(
+        &mut self,
+        child: &str,
+        height: u64,
+    ) -> Result<Option<(pb::Checkpoint, u64)>> {
+        match self
+            .query
+            .get_checkpoint(pb::GetCheckpointRequest {
+                child: child.to_owned(),
+                height,
+            })
+            .await
+        {
+            Ok(response) => {
+                let response = response.into_inner();
+                Ok(response.checkpoint.map(|cp| (cp, response.period)))
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(status).context("GetCheckpoint"),
+        }
+    }
+
+    /// This subnet's checkpoint at `height` once it is certified, `None` before.
+    pub async fn certified_checkpoint(&mut self, height: u64) -> Result<Option<pb::Checkpoint>> {
+        Ok(self
+            .checkpoint("", height)
+            .await?
+            .map(|(cp, _)| cp)
+            .filter(|cp| cp.certificate.is_some()))
+    }
+
     /// The light block at `height`, `None` while the node does not have it yet.
     pub async fn light_block(&mut self, height: u64) -> Result<Option<LightBlock>> {
         match self

@@ -69,19 +69,7 @@ impl Delivery {
         };
         for ahead in 1..=MAX_AHEAD {
             let height = record.last_checkpoint_height + ahead * record.checkpoint_period;
-            let response = client
-                .query
-                .get_checkpoint(pb::GetCheckpointRequest {
-                    child: String::new(),
-                    height,
-                })
-                .await;
-            let checkpoint = match response {
-                Ok(response) => response.into_inner().checkpoint,
-                Err(status) if status.code() == tonic::Code::NotFound => None,
-                Err(status) => return Err(status).context("GetCheckpoint"),
-            };
-            let Some(checkpoint) = checkpoint.filter(|cp| cp.certificate.is_some()) else {
+            let Some(checkpoint) = client.certified_checkpoint(height).await? else {
                 break; // not certified yet
             };
             let tx = SystemTx::child_checkpoint_from_proto(child, &checkpoint)

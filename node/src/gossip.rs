@@ -127,10 +127,8 @@ impl<P: Plane> Gossip<P> {
     ) -> Result<()> {
         for event in block.events_of("checkpoint_certified") {
             let height = event
-                .attributes
-                .iter()
-                .find(|(key, _)| *key == "height")
-                .and_then(|(_, value)| value.parse::<u64>().ok());
+                .attribute("height")
+                .and_then(|value| value.parse::<u64>().ok());
             if let Some(height) = height {
                 if let Some(tx) = self.query.delivery_tx(height)? {
                     unpublished.insert(height, tx);

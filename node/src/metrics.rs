@@ -42,10 +42,8 @@ pub struct Metrics {
 /// The `height` attribute of a checkpoint event.
 fn event_height(event: &ipsat_subnet::Event) -> Option<u64> {
     event
-        .attributes
-        .iter()
-        .find(|(key, _)| *key == "height")
-        .and_then(|(_, value)| value.parse().ok())
+        .attribute("height")
+        .and_then(|value| value.parse().ok())
 }
 
 impl Metrics {
@@ -66,9 +64,8 @@ impl Metrics {
         }
         for event in block.events_of("checkpoint_accepted") {
             self.child_checkpoints_accepted.fetch_add(1, Relaxed);
-            let subnet = event.attributes.iter().find(|(k, _)| *k == "subnet");
             tracing::info!(
-                subnet = subnet.map(|(_, v)| v.as_str()).unwrap_or_default(),
+                subnet = event.attribute("subnet").unwrap_or_default(),
                 height = event_height(event).unwrap_or_default(),
                 at = block.height,
                 "child checkpoint accepted"

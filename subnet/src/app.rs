@@ -9,6 +9,7 @@
 //! never change a result.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ipsat_checkpoint::{BlsSecretKey, HistoryAccumulator};
@@ -249,6 +250,9 @@ pub struct SubnetApp {
     proposal_inputs: ProposalInputs,
     /// This validator's checkpoint signing key; `None` on a node that does not validate.
     signer: Option<BlsSecretKey>,
+    /// The height the next block will have, kept at Commit so the mempool's handlers know it
+    /// without reading the store on every CheckTx.
+    next_height: AtomicU64,
 }
 
 impl SubnetApp {
@@ -256,7 +260,9 @@ impl SubnetApp {
     pub fn open(store: Arc<Store>) -> Result<Self, AppError> {
         let subnet_id = OnceLock::new();
         let mut consensus = Consensus::default();
+        let mut next_height = 1;
         if let (Some(genesis), Some(committed)) = (store.genesis()?, store.committed()?) {
+            next_height = committed.height + 1;
             let history = HistoryAccumulator::from_parts(
                 committed.history_leaf_count,
                 committed.history_peaks.clone(),
@@ -272,6 +278,7 @@ impl SubnetApp {
             verified: VerifiedCache::new(VERIFIED_CACHE_BYTES),
             proposal_inputs: ProposalInputs::default(),
             signer: None,
+            next_height: AtomicU64::new(next_height),
         })
     }
 
@@ -287,8 +294,8 @@ impl SubnetApp {
     }
 
     /// The height the next block will have.
-    fn next_height(&self) -> Result<u64, AppError> {
-        Ok(self.store.committed()?.map_or(1, |c| c.height + 1))
+    fn next_height(&self) -> u64 {
+        self.next_height.load(Ordering::Acquire)
     }
 
     /// The subnet this app runs, once genesis is known.
@@ -360,7 +367,7 @@ impl SubnetApp {
         if is_system(raw) {
             return self.check_system_tx(raw, subnet);
         }
-        let height = self.next_height()?;
+        let height = self.next_height();
         let tx = match self.verified.verify(raw, subnet) {
             Ok(tx) => tx,
             Err(e) => return Ok(TxResult::failed(tx::tx_hash(raw), &e)),
@@ -405,7 +412,7 @@ impl SubnetApp {
             Ok(None) => unreachable!("is_system checked the prefix"),
             Err(e) => return Ok(TxResult::failed(hash, &e)),
         };
-        let height = self.next_height()?;
+        let height = self.next_height();
         let mut check_state = lock(&self.check_state);
         let admitted = std::mem::take(&mut *check_state);
         let mut mempool = StateDelta::with_writes(&*self.store, admitted);
@@ -428,7 +435,7 @@ impl SubnetApp {
             return Ok(Err(TxError::Malformed("not a child's checkpoint".into())));
         }
         let mut scratch = StateDelta::new(&*self.store);
-        let height = self.next_height()?;
+        let height = self.next_height();
         Ok(
             match deliver_system(&mut scratch, &self.store, system, subnet, height)? {
                 Delivery::Succeeded(_) => Ok(()),
@@ -674,6 +681,8 @@ impl SubnetApp {
             // previous block's check state either.
             let mut check_state = lock(&self.check_state);
             self.store.write_block(pending.write)?;
+            self.next_height
+                .store(committed.height + 1, Ordering::Release);
             check_state.clear();
         }
         consensus.chain = Some(Chain {

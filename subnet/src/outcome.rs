@@ -16,6 +16,14 @@ pub struct Event {
 }
 
 impl Event {
+    /// The value of attribute `key`, if the event has one.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The API's form of this event.
     pub fn to_proto(&self) -> pb::Event {
         pb::Event {

@@ -217,7 +217,21 @@ impl StateQuery {
     /// Child `name` of this subnet, `None` if there is none.
     pub fn subnet(&self, name: &str) -> Result<Option<(pb::Subnet, u64)>, AppError> {
         let height = self.height()?;
+        Ok(self.child_of(&self.own_id()?, name)?.map(|s| (s, height)))
+    }
+
+    /// Every child of this subnet, by name.
+    pub fn subnets(&self) -> Result<(Vec<pb::Subnet>, u64), AppError> {
+        let height = self.height()?;
         let id = self.own_id()?;
+        let mut out = Vec::new();
+        for name in registry::child_names(&*self.store)? {
+            out.extend(self.child_of(&id, &name)?);
+        }
+        Ok((out, height))
+    }
+
+    fn child_of(&self, id: &SubnetId, name: &str) -> Result<Option<pb::Subnet>, AppError> {
         let Some(record) = registry::child(&*self.store, name)? else {
             return Ok(None);
         };
@@ -225,19 +239,7 @@ impl StateQuery {
             key: name.to_owned(),
             detail: e.to_string(),
         })?;
-        Ok(Some((subnet_to_proto(&child, name, &record), height)))
-    }
-
-    /// Every child of this subnet, by name.
-    pub fn subnets(&self) -> Result<(Vec<pb::Subnet>, u64), AppError> {
-        let height = self.height()?;
-        let mut out = Vec::new();
-        for name in registry::child_names(&*self.store)? {
-            if let Some((subnet, _)) = self.subnet(&name)? {
-                out.push(subnet);
-            }
-        }
-        Ok((out, height))
+        Ok(Some(subnet_to_proto(&child, name, &record)))
     }
 
     /// This subnet's checkpoint period and latest certified height, `None` if it cuts none.

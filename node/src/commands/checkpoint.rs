@@ -70,34 +70,12 @@ fn checkpoint_line(cp: &pb::Checkpoint) -> String {
     )
 }
 
-/// The checkpoint at `height` (0: the latest) and the subnet's period; `None` if absent.
-async fn get(
-    client: &mut client::Client,
-    child: &str,
-    height: u64,
-) -> Result<Option<(pb::Checkpoint, u64)>> {
-    match client
-        .query
-        .get_checkpoint(pb::GetCheckpointRequest {
-            child: child.to_owned(),
-            height,
-        })
-        .await
-    {
-        Ok(response) => {
-            let response = response.into_inner();
-            Ok(response.checkpoint.map(|cp| (cp, response.period)))
-        }
-        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-        Err(status) => Err(status).context("GetCheckpoint"),
-    }
-}
-
 pub async fn run(command: CheckpointCommand, node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
     match command {
         CheckpointCommand::Show { height, child } => {
-            let (checkpoint, _) = get(&mut client, &child, height)
+            let (checkpoint, _) = client
+                .checkpoint(&child, height)
                 .await?
                 .context("no such checkpoint")?;
             let mut human = checkpoint_line(&checkpoint);
@@ -113,12 +91,12 @@ pub async fn run(command: CheckpointCommand, node: &str, output: Output) -> Resu
         }
         CheckpointCommand::List { child, limit } => {
             let mut listed = Vec::new();
-            let mut next = get(&mut client, &child, 0).await?;
+            let mut next = client.checkpoint(&child, 0).await?;
             while let Some((checkpoint, period)) = next.take() {
                 let earlier = checkpoint.height.saturating_sub(period);
                 listed.push(checkpoint);
                 if earlier > 0 && (listed.len() as u64) < limit {
-                    next = get(&mut client, &child, earlier).await?;
+                    next = client.checkpoint(&child, earlier).await?;
                 }
             }
             let human = if listed.is_empty() {

@@ -44,19 +44,11 @@ pub async fn run(args: RelayArgs, node: &str, output: Output) -> Result<()> {
             .subnet
             .context("the parent returned no subnet")?;
         let height = subnet.last_checkpoint_height + subnet.checkpoint_period;
-        let next = match child
-            .query
-            .get_checkpoint(pb::GetCheckpointRequest {
-                child: String::new(),
-                height,
-            })
+        let next = child
+            .certified_checkpoint(height)
             .await
-        {
-            Ok(response) => response.into_inner().checkpoint,
-            Err(status) if status.code() == tonic::Code::NotFound => None,
-            Err(status) => return Err(status).context("reading the child's checkpoint"),
-        };
-        match next.filter(|cp| cp.certificate.is_some()) {
+            .context("reading the child's checkpoint")?;
+        match next {
             Some(checkpoint) => {
                 let tx = SystemTx::child_checkpoint_from_proto(&args.name, &checkpoint)
                     .context("the child served a malformed checkpoint")?;

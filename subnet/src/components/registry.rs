@@ -176,11 +176,6 @@ impl ChildRecord {
         }
         .into()
     }
-
-    /// Total collateral held for this child.
-    pub fn locked(&self) -> u128 {
-        self.members.iter().map(|m| m.collateral).sum()
-    }
 }
 
 /// Child `name`'s record, if it exists.
