@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use alloy::consensus::{SignableTransaction, TxEnvelope, TxLegacy};
 use alloy::eips::eip2718::Encodable2718;
-use alloy::primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy::primitives::{keccak256, Address, Bytes, TxKind, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
-use alloy::sol_types::{SolCall, SolEvent, SolInterface};
+use alloy::sol_types::{SolCall, SolEvent, SolInterface, SolValue};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
@@ -42,6 +42,8 @@ pub enum BridgeError {
     Decode { call: &'static str, detail: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("{call}: signing: {detail}")]
+    Signing { call: &'static str, detail: String },
 }
 
 /// Turns revert data into the contract's named error, e.g. `WrongHeight(expected: 20, got: 30)`.
@@ -126,6 +128,21 @@ pub struct Gateway {
     next_nonce: Mutex<Option<u64>>,
 }
 
+/// What a validator's checkpoint signer signs (raw, no EIP-191 prefix) to let `owner` join
+/// `subnet_id` on the gateway at `gateway` on chain `chain_id`, as the contract's `joinDigest`.
+pub fn join_digest(chain_id: u64, gateway: Address, subnet_id: B256, owner: Address) -> B256 {
+    keccak256(
+        (
+            keccak256("ipsat/join/v1"),
+            U256::from(chain_id),
+            gateway,
+            subnet_id,
+            owner,
+        )
+            .abi_encode_params(),
+    )
+}
+
 /// Replacement gas price: at least +40%, as RSK requires to replace a pending transaction.
 pub fn bumped_gas_price(price: u128) -> u128 {
     price.saturating_mul(14).div_ceil(10).max(price + 1)
@@ -169,16 +186,21 @@ impl Gateway {
         })
     }
 
-    /// Deploys a new gateway whose `anchorer` may record Bitcoin anchors.
+    /// Deploys a new gateway whose `anchorer` may record Bitcoin anchors and where registering a
+    /// subnet costs `registration_deposit` wei until it ends.
     pub async fn deploy(
         url: &str,
         signer: PrivateKeySigner,
         config: GatewayConfig,
         anchorer: Address,
+        registration_deposit: U256,
     ) -> Result<Self, BridgeError> {
         let mut gateway = Self::at(url, Address::ZERO, signer, config).await?;
         let mut code = creation_bytecode().to_vec();
-        code.extend_from_slice(&alloy::sol_types::SolValue::abi_encode(&anchorer));
+        code.extend_from_slice(&SolValue::abi_encode_params(&(
+            anchorer,
+            registration_deposit,
+        )));
         let receipt = gateway
             .send("deploy", TxKind::Create, code.into(), U256::ZERO)
             .await?;
@@ -358,7 +380,9 @@ impl Gateway {
         })
     }
 
-    /// Registers a level-1 subnet; returns its id, `keccak256("/r<chain>/<name>")`.
+    /// Registers a level-1 subnet, paying the gateway's registration deposit (refunded by
+    /// [`Self::claim_registration_deposit`] once the subnet has ended); returns its id,
+    /// `keccak256("/r<chain>/<name>")`.
     pub async fn register_subnet(
         &self,
         name: &str,
@@ -372,7 +396,14 @@ impl Gateway {
             minCollateral: min_collateral,
             checkpointPeriod: checkpoint_period,
         };
-        self.transact("registerSubnet", &call, U256::ZERO).await?;
+        let deposit = self
+            .view(
+                "registrationDeposit",
+                &IpsatGateway::registrationDepositCall {},
+                None,
+            )
+            .await?;
+        self.transact("registerSubnet", &call, deposit).await?;
         self.view(
             "computeSubnetId",
             &IpsatGateway::computeSubnetIdCall {
@@ -383,22 +414,33 @@ impl Gateway {
         .await
     }
 
-    /// Joins `subnet_id` as a validator staking `collateral` wei (its power): `ecdsa_signer` signs
-    /// its checkpoints; the BLS key (48 bytes) and proof of possession (96 bytes) are only
-    /// length-checked on chain.
+    /// Joins `subnet_id` as a validator staking `collateral` wei (its power), owned by this
+    /// client's sender: `ecdsa_signer` signs its checkpoints and authorises the join by signing
+    /// [`join_digest`] (computed here, not asked of the node); the BLS key (48 bytes) and proof
+    /// of possession (96 bytes) are only length-checked on chain.
     pub async fn join(
         &self,
         subnet_id: B256,
-        ecdsa_signer: Address,
+        ecdsa_signer: &PrivateKeySigner,
         bls_public_key: Bytes,
         bls_pop: Bytes,
         collateral: U256,
     ) -> Result<Receipt, BridgeError> {
+        let digest = join_digest(self.config.chain_id, self.address, subnet_id, self.sender());
+        let signature = ecdsa_signer
+            .sign_hash_sync(&digest)
+            .map_err(|e| BridgeError::Signing {
+                call: "join",
+                detail: e.to_string(),
+            })?;
         let call = IpsatGateway::joinCall {
             subnetId: subnet_id,
-            ecdsaSigner: ecdsa_signer,
-            blsPublicKey: bls_public_key,
-            blsPop: bls_pop,
+            request: IpsatGateway::JoinRequest {
+                ecdsaSigner: ecdsa_signer.address(),
+                signerSignature: signature.as_bytes().to_vec().into(),
+                blsPublicKey: bls_public_key,
+                blsPop: bls_pop,
+            },
         };
         self.transact("join", &call, collateral).await
     }
@@ -464,6 +506,38 @@ impl Gateway {
             signatures,
         };
         self.transact("submitCheckpoint", &call, U256::ZERO).await
+    }
+
+    /// Ends the subnet of `checkpoint` with it as its final checkpoint, signed over
+    /// `killDigest(checkpoint)` by the confirmed set (arguments as [`Self::submit_checkpoint`]).
+    pub async fn kill_subnet(
+        &self,
+        checkpoint: &IpsatGateway::Checkpoint,
+        validators: Vec<Address>,
+        powers: Vec<U256>,
+        signatures: Bytes,
+    ) -> Result<Receipt, BridgeError> {
+        let call = IpsatGateway::killSubnetCall {
+            subnetId: checkpoint.subnetId,
+            cp: checkpoint.clone(),
+            validators,
+            powers,
+            signatures,
+        };
+        self.transact("killSubnet", &call, U256::ZERO).await
+    }
+
+    /// Pays this client's sender back the registration deposit of `subnet_id`, which it
+    /// registered and which has ended.
+    pub async fn claim_registration_deposit(
+        &self,
+        subnet_id: B256,
+    ) -> Result<Receipt, BridgeError> {
+        let call = IpsatGateway::claimRegistrationDepositCall {
+            subnetId: subnet_id,
+        };
+        self.transact("claimRegistrationDeposit", &call, U256::ZERO)
+            .await
     }
 
     /// Pays out `release`, proven by `proof` (see [`crate::merkle::proof`]) against the

@@ -17,6 +17,10 @@ use serde_json::json;
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const PERIOD: u64 = 10;
+/// anvil's second default account (unlocked), which registers filler subnets.
+const FILLER_ACCOUNT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+/// What registering a subnet costs on the test gateways (paid back when the subnet ends).
+const REGISTRATION_DEPOSIT: u128 = ETHER / 10;
 
 struct Net {
     anvil: Anvil,
@@ -37,9 +41,15 @@ async fn net(port: u16, automine: bool, config: GatewayConfig) -> Net {
     let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
     let admin_key: PrivateKeySigner = DEV_KEY.parse().unwrap();
     let anchorer = admin_key.address();
-    let admin = Gateway::deploy(&proxy.url, admin_key, config, anchorer)
-        .await
-        .unwrap();
+    let admin = Gateway::deploy(
+        &proxy.url,
+        admin_key,
+        config,
+        anchorer,
+        U256::from(REGISTRATION_DEPOSIT),
+    )
+    .await
+    .unwrap();
     Net {
         anvil,
         proxy,
@@ -93,7 +103,7 @@ async fn join_all(net: &Net, subnet: B256, set: &[Validator]) {
             .await
             .join(
                 subnet,
-                v.key.address(),
+                &v.key,
                 Bytes::from(vec![0xb1; 48]),
                 Bytes::from(vec![0xb2; 96]),
                 v.power,
@@ -483,6 +493,7 @@ async fn stuck_transaction_is_replaced_at_forty_percent_more() {
         .register_subnet("gamma", 1, U256::from(ETHER), PERIOD)
         .await
         .unwrap();
+    join_all(&net, subnet, &validators_named(&net, 1, "gamma").await).await;
     net.anvil
         .raw("evm_setAutomine", json!([false]))
         .await
@@ -626,7 +637,7 @@ async fn submit_checkpoint_gas_by_validator_count() {
             .await
             .join(
                 full,
-                extra[0].key.address(),
+                &extra[0].key,
                 Bytes::from(vec![0xb1; 48]),
                 Bytes::from(vec![0xb2; 96]),
                 U256::from(ETHER),
@@ -661,7 +672,7 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
     let net = net(18606, true, narrow).await;
     let subnet = net
         .admin
-        .register_subnet("delta", 4, U256::from(ETHER), PERIOD)
+        .register_subnet("delta", 3, U256::from(ETHER), PERIOD)
         .await
         .unwrap();
     let set = validators_named(&net, 4, "delta").await;
@@ -691,13 +702,19 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
         vec![0, 1, 2]
     );
 
-    // The last validator leaves: its collateral stays locked until a checkpoint confirms it.
+    // The set confirmed at activation is the first three; the fourth joined after. It leaves:
+    // its collateral stays locked until a checkpoint confirms that. A second leave would take
+    // the set below the minimum of 3 and is refused.
     let leaver = client(&net, &set[3].key).await;
     leaver.leave(subnet).await.unwrap();
+    reverted_with(
+        client(&net, &set[2].key).await.leave(subnet).await,
+        "BelowMinValidators",
+    );
     reverted_with(leaver.claim_collateral(subnet).await, "CollateralLocked");
-    let (addresses, powers) = set_of(&set);
+    let (addresses, powers) = set_of(&set[..3]);
     let cp = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
-    let signatures = sign(&net, &cp, &set, &[0, 1, 2, 3]).await;
+    let signatures = sign(&net, &cp, &set, &[0, 1, 2]).await;
     net.admin
         .submit_checkpoint(&cp, addresses.clone(), powers.clone(), signatures)
         .await
@@ -711,15 +728,21 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
         "collateral not refunded: {refunded}"
     );
     reverted_with(leaver.claim_collateral(subnet).await, "NotLeaving");
-    // The old set no longer signs checkpoints.
+    // A set that still counts the leaver does not sign checkpoints.
+    let (with_leaver, their_powers) = set_of(&set);
     let cp2 = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
     let signatures = sign(&net, &cp2, &set, &[0, 1, 2, 3]).await;
     reverted_with(
         net.admin
-            .submit_checkpoint(&cp2, addresses, powers, signatures)
+            .submit_checkpoint(&cp2, with_leaver, their_powers, signatures)
             .await,
         "ValidatorSetMismatch",
     );
+    let signatures = sign(&net, &cp2, &set, &[0, 1, 2]).await;
+    net.admin
+        .submit_checkpoint(&cp2, addresses, powers, signatures)
+        .await
+        .unwrap();
 
     // Anchors: only the anchorer (the deployer here) may record one.
     let root = blocktree_root(&net).await;
@@ -775,4 +798,403 @@ async fn balance_of(net: &Net, who: Address) -> U256 {
         .call("eth_getBalance", json!([who, "latest"]))
         .await
         .unwrap()
+}
+
+/// Submits the next checkpoint of a one-validator subnet, signed by it; returns the gas used.
+async fn checkpoint_gas(net: &Net, subnet: B256, set: &[Validator]) -> u64 {
+    let cp = next_checkpoint(net, subnet, B256::ZERO, 0).await;
+    let signatures = sign(net, &cp, set, &[0]).await;
+    let (addresses, powers) = set_of(set);
+    let receipt = net
+        .admin
+        .submit_checkpoint(&cp, addresses, powers, signatures)
+        .await
+        .unwrap();
+    receipt.gas_used.to::<u64>()
+}
+
+/// The blocktree root as the Rust side computes it from `blocktreeLeaves()`, which must equal
+/// the contract's; every checkpointed leaf's proof folds to it.
+async fn check_blocktree(net: &Net) -> B256 {
+    let leaves = net
+        .admin
+        .view(
+            "blocktreeLeaves",
+            &IpsatGateway::blocktreeLeavesCall {},
+            None,
+        )
+        .await
+        .unwrap();
+    let leaf_hashes: Vec<B256> = leaves
+        .ids
+        .iter()
+        .zip(&leaves.checkpointHashes)
+        .map(|(id, cp)| {
+            if cp.is_zero() {
+                B256::ZERO
+            } else {
+                merkle::blocktree_leaf(*id, *cp)
+            }
+        })
+        .collect();
+    let root = merkle::blocktree_root(&leaf_hashes);
+    assert_eq!(
+        root,
+        blocktree_root(net).await,
+        "Rust and Solidity roots differ"
+    );
+    for (i, leaf) in leaf_hashes.iter().enumerate().filter(|(_, l)| !l.is_zero()) {
+        let path = merkle::blocktree_proof(&leaf_hashes, i);
+        assert_eq!(merkle::blocktree_process_proof(*leaf, i, &path), root);
+    }
+    root
+}
+
+/// The gas of a checkpoint does not depend on how many subnets are registered (1, 100, 500),
+/// on anvil with RSK's 6.8M block gas limit: each subnet owns a fixed blocktree leaf, so a
+/// registration moves nothing and a checkpoint rehashes one path of fixed depth. Registration
+/// costs the deposit, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_gas_is_flat_in_the_number_of_subnets() {
+    let fast = GatewayConfig {
+        poll_interval: Duration::from_millis(5),
+        ..config()
+    };
+    let net = net(18607, true, fast).await;
+    reverted_with(
+        net.admin
+            .transact(
+                "registerSubnet",
+                &IpsatGateway::registerSubnetCall {
+                    name: "free".into(),
+                    minValidators: 1,
+                    minCollateral: U256::from(ETHER),
+                    checkpointPeriod: PERIOD,
+                },
+                U256::ZERO,
+            )
+            .await,
+        "WrongRegistrationDeposit",
+    );
+    let mut registered = 0usize;
+    let mut report = Vec::new();
+    for target in [1usize, 100, 500] {
+        // Fill up with subnets that never checkpoint, registered straight through anvil by its
+        // second unlocked account (test set-up, much faster than a signed and awaited
+        // transaction each), then register the one that will.
+        while registered + 1 < target {
+            let call = IpsatGateway::registerSubnetCall {
+                name: format!("filler-{registered}"),
+                minValidators: 1,
+                minCollateral: U256::from(ETHER),
+                checkpointPeriod: PERIOD,
+            };
+            net.anvil
+                .raw(
+                    "eth_sendTransaction",
+                    json!([{
+                        "from": FILLER_ACCOUNT,
+                        "to": net.admin.address(),
+                        "data": Bytes::from(alloy::sol_types::SolCall::abi_encode(&call)),
+                        "value": U256::from(REGISTRATION_DEPOSIT),
+                        "gas": "0x100000",
+                    }]),
+                )
+                .await
+                .unwrap();
+            registered += 1;
+        }
+        let name = format!("measured-{target}");
+        let before = balance_of(&net, net.admin.sender()).await;
+        let subnet = net
+            .admin
+            .register_subnet(&name, 1, U256::from(ETHER), PERIOD)
+            .await
+            .unwrap();
+        let paid = before - balance_of(&net, net.admin.sender()).await;
+        assert!(
+            paid >= U256::from(REGISTRATION_DEPOSIT)
+                && paid < U256::from(REGISTRATION_DEPOSIT + ETHER / 100),
+            "registration cost {paid}, want the deposit plus gas"
+        );
+        registered += 1;
+        let set = validators_named(&net, 1, &name).await;
+        join_all(&net, subnet, &set).await;
+        let first = checkpoint_gas(&net, subnet, &set).await;
+        let steady = checkpoint_gas(&net, subnet, &set).await;
+        check_blocktree(&net).await;
+        report.push((target, first, steady));
+    }
+    let count: U256 = net
+        .admin
+        .view("subnetCount", &IpsatGateway::subnetCountCall {}, None)
+        .await
+        .unwrap();
+    assert_eq!(count, U256::from(500));
+    eprintln!("registered subnets | first checkpoint gas | later checkpoint gas");
+    for (n, first, steady) in &report {
+        eprintln!("{n:>18} | {first:>20} | {steady:>20}");
+    }
+    let steady: Vec<u64> = report.iter().map(|r| r.2).collect();
+    let (lo, hi) = (steady.iter().min().unwrap(), steady.iter().max().unwrap());
+    assert!(
+        hi - lo <= 2_000,
+        "later checkpoints' gas varies: {steady:?}"
+    );
+    // A first checkpoint writes the fresh nodes of its path; others' paths only make it cheaper.
+    assert!(
+        report.iter().all(|r| r.1 <= report[0].1),
+        "a first checkpoint got dearer with more subnets: {report:?}"
+    );
+    assert!(report[0].1 < ipsat_tests::rsk::RSK_BLOCK_GAS_LIMIT / 10);
+}
+
+/// Only a signer's owner can register it; a subnet ends only by a final checkpoint its set
+/// signs under the kill tag (or, never active, by its creator), which settles everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_need_the_signer_and_a_kill_settles_the_subnet() {
+    let net = net(18608, true, config()).await;
+    let subnet = net
+        .admin
+        .register_subnet("omega", 2, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    let set = validators_named(&net, 3, "omega").await;
+
+    // The join authorisation is the contract's digest, computed locally.
+    let owner = set[0].key.address();
+    let on_chain: B256 = net
+        .admin
+        .view(
+            "joinDigest",
+            &IpsatGateway::joinDigestCall {
+                subnetId: subnet,
+                owner,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        on_chain,
+        ipsat_rootnet_bridge::join_digest(33, net.admin.address(), subnet, owner)
+    );
+    // A front-runner replaying set[0]'s authorisation from its own account is refused, and so
+    // is a signature of the wrong length or by another key.
+    let front_runner = validators_named(&net, 1, "front-runner").await;
+    let stolen = set[0].key.sign_hash_sync(&on_chain).unwrap().as_bytes();
+    let own = front_runner[0]
+        .key
+        .sign_hash_sync(&ipsat_rootnet_bridge::join_digest(
+            33,
+            net.admin.address(),
+            subnet,
+            front_runner[0].key.address(),
+        ))
+        .unwrap()
+        .as_bytes();
+    for signature in [stolen.to_vec(), stolen[..64].to_vec(), own.to_vec()] {
+        let call = IpsatGateway::joinCall {
+            subnetId: subnet,
+            request: IpsatGateway::JoinRequest {
+                ecdsaSigner: owner,
+                signerSignature: signature.into(),
+                blsPublicKey: Bytes::from(vec![0xb1; 48]),
+                blsPop: Bytes::from(vec![0xb2; 96]),
+            },
+        };
+        reverted_with(
+            client(&net, &front_runner[0].key)
+                .await
+                .transact("join", &call, U256::from(ETHER))
+                .await,
+            "InvalidSignerSignature",
+        );
+    }
+    join_all(&net, subnet, &set).await;
+    assert_eq!(info(&net, subnet).await.validatorCount, 3);
+
+    // Deposits; one validator leaves (3 -> 2 = the minimum), a second may not.
+    let alice = Address::repeat_byte(0xa1);
+    let bob = Address::repeat_byte(0xb0);
+    net.admin
+        .fund(subnet, alice, U256::from(5 * ETHER))
+        .await
+        .unwrap();
+    client(&net, &set[2].key).await.leave(subnet).await.unwrap();
+    reverted_with(
+        client(&net, &set[1].key).await.leave(subnet).await,
+        "BelowMinValidators",
+    );
+
+    // The final checkpoint pays out what the subnet's accounts hold: Alice kept 3, Bob got 2.
+    let releases = [
+        Release {
+            recipient: alice,
+            amount: U256::from(3 * ETHER),
+            nonce: 0,
+        },
+        Release {
+            recipient: bob,
+            amount: U256::from(2 * ETHER),
+            nonce: 1,
+        },
+    ];
+    let leaves: Vec<B256> = releases.iter().map(merkle::release_leaf).collect();
+    let last = next_checkpoint(&net, subnet, merkle::root(&leaves), 2).await;
+    // The confirmed set is the first two members, the membership at activation.
+    let (addresses, powers) = set_of(&set[..2]);
+    let kill_digest: B256 = net
+        .admin
+        .view(
+            "killDigest",
+            &IpsatGateway::killDigestCall { cp: last.clone() },
+            None,
+        )
+        .await
+        .unwrap();
+    let kill_signatures: Bytes = [0usize, 1]
+        .iter()
+        .flat_map(|&i| set[i].key.sign_hash_sync(&kill_digest).unwrap().as_bytes())
+        .collect::<Vec<u8>>()
+        .into();
+    // Signatures of an ordinary checkpoint do not kill, and kill signatures do not make an
+    // ordinary checkpoint: the tags keep them apart.
+    let checkpoint_signatures = sign(&net, &last, &set, &[0, 1]).await;
+    assert!(matches!(
+        net.admin
+            .kill_subnet(
+                &last,
+                addresses.clone(),
+                powers.clone(),
+                checkpoint_signatures
+            )
+            .await,
+        Err(BridgeError::Reverted { .. })
+    ));
+    assert!(matches!(
+        net.admin
+            .submit_checkpoint(
+                &last,
+                addresses.clone(),
+                powers.clone(),
+                kill_signatures.clone()
+            )
+            .await,
+        Err(BridgeError::Reverted { .. })
+    ));
+    assert!(!info(&net, subnet).await.ended);
+    reverted_with(
+        net.admin
+            .transact(
+                "abandonSubnet",
+                &IpsatGateway::abandonSubnetCall { subnetId: subnet },
+                U256::ZERO,
+            )
+            .await,
+        "SubnetAlreadyActive",
+    );
+    let root_before = blocktree_root(&net).await;
+    net.admin
+        .kill_subnet(&last, addresses.clone(), powers.clone(), kill_signatures)
+        .await
+        .unwrap();
+    let ended = info(&net, subnet).await;
+    assert!(ended.ended);
+    assert_eq!(ended.lastCheckpointHeight, PERIOD);
+    assert_ne!(blocktree_root(&net).await, root_before);
+    check_blocktree(&net).await;
+
+    // Nothing more enters an ended subnet.
+    reverted_with(
+        net.admin.fund(subnet, alice, U256::from(ETHER)).await,
+        "SubnetHasEnded",
+    );
+    reverted_with(
+        client(&net, &set[0].key).await.leave(subnet).await,
+        "SubnetHasEnded",
+    );
+    let next = next_checkpoint(&net, subnet, B256::ZERO, 0).await;
+    let signatures = sign(&net, &next, &set, &[0, 1]).await;
+    reverted_with(
+        net.admin
+            .submit_checkpoint(&next, addresses, powers, signatures)
+            .await,
+        "SubnetHasEnded",
+    );
+
+    // Depositors recover what the final checkpoint says they hold, once.
+    for (i, release) in releases.iter().enumerate() {
+        net.admin
+            .execute_release(subnet, PERIOD, release.clone(), merkle::proof(&leaves, i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(balance_of(&net, alice).await, U256::from(3 * ETHER));
+    assert_eq!(balance_of(&net, bob).await, U256::from(2 * ETHER));
+    assert_eq!(info(&net, subnet).await.locked, U256::ZERO);
+    // Every validator, staying or leaving, gets its collateral back.
+    for v in &set {
+        let validator = client(&net, &v.key).await;
+        validator.claim_collateral(subnet).await.unwrap();
+        reverted_with(validator.claim_collateral(subnet).await, "NotValidator");
+    }
+    assert_eq!(info(&net, subnet).await.collateral, U256::ZERO);
+    // The creator, and only it, gets the registration deposit back, once.
+    reverted_with(
+        client(&net, &set[0].key)
+            .await
+            .claim_registration_deposit(subnet)
+            .await,
+        "NotCreator",
+    );
+    net.admin.claim_registration_deposit(subnet).await.unwrap();
+    reverted_with(
+        net.admin.claim_registration_deposit(subnet).await,
+        "NotCreator",
+    );
+
+    // A subnet that never became active takes no deposits and its creator may abandon it.
+    let orphan = net
+        .admin
+        .register_subnet("orphan", 2, U256::from(ETHER), PERIOD)
+        .await
+        .unwrap();
+    let lonely = validators_named(&net, 1, "orphan").await;
+    join_all(&net, orphan, &lonely).await;
+    reverted_with(
+        net.admin.fund(orphan, alice, U256::from(ETHER)).await,
+        "SubnetNotActive",
+    );
+    let abandon = IpsatGateway::abandonSubnetCall { subnetId: orphan };
+    reverted_with(
+        client(&net, &lonely[0].key)
+            .await
+            .transact("abandonSubnet", &abandon, U256::ZERO)
+            .await,
+        "NotCreator",
+    );
+    reverted_with(
+        net.admin
+            .transact(
+                "abandonSubnet",
+                &IpsatGateway::abandonSubnetCall { subnetId: subnet },
+                U256::ZERO,
+            )
+            .await,
+        "SubnetHasEnded",
+    );
+    net.admin
+        .transact("abandonSubnet", &abandon, U256::ZERO)
+        .await
+        .unwrap();
+    client(&net, &lonely[0].key)
+        .await
+        .claim_collateral(orphan)
+        .await
+        .unwrap();
+    net.admin.claim_registration_deposit(orphan).await.unwrap();
+    // Both subnets ended and settled: the gateway owes nothing and holds nothing.
+    assert_eq!(balance_of(&net, net.admin.address()).await, U256::ZERO);
+    assert_eq!(net.proxy.refusals(), 0);
 }

@@ -21,6 +21,9 @@ pub const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784
 /// RSK's `eth_getLogs` span limit.
 pub const MAX_LOG_RANGE: u64 = 5_000;
 
+/// The block gas limit of RSK mainnet and testnet; anvil runs with it.
+pub const RSK_BLOCK_GAS_LIMIT: u64 = 6_800_000;
+
 /// A running anvil (chain id 33) standing in for RSK regtest; killed when dropped.
 pub struct Anvil {
     child: Child,
@@ -43,6 +46,10 @@ impl Anvil {
                 "127.0.0.1",
             ])
             .args(["--accounts", "20", "--balance", "1000000", "--silent"])
+            // Whatever the gateway needs must fit in one RSK block; and RSK has no EIP-1559
+            // base fee, so none rises with full blocks here either.
+            .args(["--gas-limit", &RSK_BLOCK_GAS_LIMIT.to_string()])
+            .args(["--base-fee", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
