@@ -10,8 +10,19 @@
 //!    then broadcasts it. Every version is kept: whichever one is mined is the anchor.
 //! 3. [`Anchorer::poll`] searches new blocks for any version, counts confirmations, notices
 //!    when the holding block leaves the best chain (the anchor goes back to pending and is
-//!    rebroadcast), and once `confirmations` deep records the anchor as confirmed and makes
-//!    its change output the next UTXO.
+//!    rebroadcast), and once `confirmations` deep records the anchor as confirmed and adds
+//!    its change output to the anchorer's outputs.
+//!
+//! Funds: [`Anchorer::fund`] adds an output at any time, also while an anchor is in flight; the
+//! next anchor spends every output the anchorer holds, so a top-up joins the chain of change
+//! outputs and anchoring never stops because change ran low.
+//!
+//! Conflicts: if a transaction that is not one of the anchor's versions spends one of its
+//! inputs (the key used elsewhere), [`Anchorer::poll`] reports [`AnchorStatus::Conflicted`]
+//! while that block is shallower than `confirmations` (it may still be reorganised away); once
+//! deeper, the anchor is abandoned: its other inputs, and any output of the conflicting
+//! transaction that pays the anchorer, return to the anchorer's outputs, and the same digest
+//! can be anchored again with [`Anchorer::anchor`].
 //!
 //! Reorgs deeper than `confirmations` after an anchor was recorded as confirmed are not
 //! followed (its change has been spent by then); choose `confirmations` accordingly.
@@ -26,7 +37,8 @@ use crate::digest::AnchorId;
 use crate::proof::{AnchorProof, ProofError};
 use crate::rpc::{RpcClient, RpcError};
 use crate::state::{
-    AnchorState, BlockRef, ConfirmedAnchor, InFlight, Inclusion, StateError, TxVersion,
+    AbandonedAnchor, AnchorState, BlockRef, ConfirmedAnchor, ConflictingSpend, InFlight, Inclusion,
+    StateError, TxVersion,
 };
 use crate::tx::{build_anchor_tx, min_replacement_fee, AnchorKey, TxError, Utxo};
 
@@ -65,8 +77,8 @@ pub enum AnchorError {
     Proof(#[from] ProofError),
     #[error("the anchorer has no spendable output: fund it first")]
     NoFunds,
-    #[error("the anchorer already has an output or an anchor in flight")]
-    AlreadyFunded,
+    #[error("output {0} is already the anchorer's (held, or spent by the anchor in flight)")]
+    AlreadyFunded(OutPoint),
     #[error("funding output {0} does not exist")]
     NoSuchOutput(OutPoint),
     #[error("anchor {in_flight} is still in flight; one anchor at a time")]
@@ -81,12 +93,6 @@ pub enum AnchorError {
     BumpTooSmall { fee: Amount, min: Amount },
     #[error("anchor {id} is saved but the node refused it: {errors} (poll() retries)")]
     Broadcast { id: AnchorId, errors: String },
-    #[error("output {outpoint} was spent by {txid} in block {block_hash}, which is not an anchor version")]
-    Conflict {
-        outpoint: OutPoint,
-        txid: Txid,
-        block_hash: BlockHash,
-    },
     #[error("unknown anchor {0}")]
     UnknownAnchor(AnchorId),
     #[error("block {0} is no longer in the best chain")]
@@ -127,6 +133,20 @@ pub enum AnchorStatus {
     },
     /// Deep enough: recorded in the state's confirmed list.
     Confirmed(ConfirmedAnchor),
+    /// Another transaction spending one of the anchor's inputs is in a block of the best
+    /// chain, not yet `confirmations` deep: the anchor waits, in case that block is reorganised
+    /// away.
+    Conflicted {
+        /// The anchor.
+        id: AnchorId,
+        /// The conflicting transaction.
+        txid: Txid,
+        /// Blocks from the one holding it to the tip, inclusive.
+        confirmations: u64,
+    },
+    /// The conflicting spend is final: the anchor was given up (recorded in the state's
+    /// abandoned list). Anchor the digest again to commit it.
+    Abandoned(AbandonedAnchor),
 }
 
 /// The Bitcoin anchorer. See the module documentation.
@@ -195,7 +215,7 @@ impl Anchorer {
             state,
         };
         if let Some(fl) = &a.state.in_flight {
-            if fl.included.is_none() {
+            if fl.included.is_none() && fl.conflict.is_none() {
                 info!(anchor = %fl.id, versions = fl.versions.len(),
                     "resuming: rebroadcasting the saved anchor transaction");
                 if let Err(e) = a.broadcast_versions().await {
@@ -237,13 +257,20 @@ impl Anchorer {
         Ok(())
     }
 
-    /// Gives the anchorer `outpoint` (an output paying to [`Self::address`]) to spend. Looks
-    /// the output up with `getrawtransaction`, so the node needs a transaction index unless
-    /// the funding transaction is still in its mempool. Only when it has no output and no
-    /// anchor in flight.
+    /// Gives the anchorer `outpoint` (an output paying to [`Self::address`]) to spend, at any
+    /// time: the next anchor spends it together with everything else the anchorer holds.
+    /// Looks the output up with `getrawtransaction`, so the node needs a transaction index
+    /// unless the funding transaction is still in its mempool.
     pub async fn fund(&mut self, outpoint: OutPoint) -> Result<Utxo, AnchorError> {
-        if self.state.utxo.is_some() || self.state.in_flight.is_some() {
-            return Err(AnchorError::AlreadyFunded);
+        let in_flight = self.state.in_flight.iter().flat_map(|fl| &fl.spends);
+        if self
+            .state
+            .utxos
+            .iter()
+            .chain(in_flight)
+            .any(|u| u.outpoint == outpoint)
+        {
+            return Err(AnchorError::AlreadyFunded(outpoint));
         }
         let tx = self.rpc.get_raw_transaction(&outpoint.txid).await?;
         let out = tx
@@ -264,9 +291,10 @@ impl Anchorer {
             value_sat: out.value.to_sat(),
             script_pubkey: own,
         };
-        self.state.utxo = Some(utxo.clone());
+        self.state.utxos.push(utxo.clone());
         self.save()?;
-        info!(%outpoint, value_sat = utxo.value_sat, "anchorer funded");
+        let held: u64 = self.state.utxos.iter().map(|u| u.value_sat).sum();
+        info!(%outpoint, value_sat = utxo.value_sat, held_sat = held, "anchorer funded");
         Ok(utxo)
     }
 
@@ -311,8 +339,11 @@ impl Anchorer {
             }
             return Err(AnchorError::Busy { in_flight: fl.id });
         }
-        let utxo = self.state.utxo.clone().ok_or(AnchorError::NoFunds)?;
-        let signed = build_anchor_tx(&self.key, &utxo, &digest, self.cfg.fee_rate_sat_vb)?;
+        if self.state.utxos.is_empty() {
+            return Err(AnchorError::NoFunds);
+        }
+        let spends = self.state.utxos.clone();
+        let signed = build_anchor_tx(&self.key, &spends, &digest, self.cfg.fee_rate_sat_vb)?;
         let tip = self.rpc.get_block_count().await?;
         let tip_hash = self.rpc.get_block_hash(tip).await?;
         let version = TxVersion::new(
@@ -322,10 +353,10 @@ impl Anchorer {
             signed.vsize,
         );
         info!(anchor = %id, txid = %version.txid, vsize = signed.vsize, fee_sat = version.fee_sat,
-            spends = %utxo.outpoint, "anchor transaction signed and verified; saving it");
+            inputs = spends.len(), "anchor transaction signed and verified; saving it");
         self.state.in_flight = Some(InFlight {
             id,
-            spends: utxo,
+            spends,
             versions: vec![version],
             next_scan_height: tip + 1,
             last_scanned: Some(BlockRef {
@@ -334,8 +365,9 @@ impl Anchorer {
             }),
             included: None,
             last_broadcast_error: None,
+            conflict: None,
         });
-        self.state.utxo = None;
+        self.state.utxos.clear();
         self.save()?;
         Ok((id, true))
     }
@@ -474,7 +506,9 @@ impl Anchorer {
 
     /// Follows the in-flight anchor: searches new blocks for it, checks the block holding it
     /// is still in the best chain (if not it is pending again and rebroadcast), records it as
-    /// confirmed once `confirmations` deep. Rebroadcasts while pending.
+    /// confirmed once `confirmations` deep. Rebroadcasts while pending. A conflicting spend of
+    /// its input is followed the same way and, once final, abandons the anchor (see the module
+    /// documentation).
     pub async fn poll(&mut self) -> Result<AnchorStatus, AnchorError> {
         let Some(mut fl) = self.state.in_flight.clone() else {
             return Ok(AnchorStatus::Idle);
@@ -494,7 +528,18 @@ impl Anchorer {
             }
         }
 
-        if fl.included.is_none() {
+        if let Some(conflict) = &fl.conflict {
+            if !self.in_best_chain(&conflict.block, tip).await? {
+                warn!(anchor = %fl.id, txid = %conflict.txid, block = %conflict.block.hash,
+                    "the block holding the conflicting spend left the best chain: searching again");
+                fl.next_scan_height = conflict.block.height.saturating_sub(REORG_RESCAN_DEPTH);
+                fl.last_scanned = None;
+                fl.conflict = None;
+                changed = true;
+            }
+        }
+
+        if fl.included.is_none() && fl.conflict.is_none() {
             if let Some(ls) = fl.last_scanned {
                 if !self.in_best_chain(&ls, tip).await? {
                     debug!(
@@ -522,28 +567,46 @@ impl Anchorer {
                         });
                         break;
                     }
-                    if tx
+                    let spent: Vec<OutPoint> = tx
                         .input
                         .iter()
-                        .any(|i| i.previous_output == fl.spends.outpoint)
-                    {
-                        let outpoint = fl.spends.outpoint;
-                        self.state.in_flight = Some(fl);
-                        self.save()?;
-                        return Err(AnchorError::Conflict {
-                            outpoint,
+                        .map(|i| i.previous_output)
+                        .filter(|o| fl.spends.iter().any(|u| u.outpoint == *o))
+                        .collect();
+                    if !spent.is_empty() {
+                        warn!(anchor = %fl.id, %txid, block = %hash, height,
+                            "another transaction spent the anchor's input");
+                        fl.conflict = Some(ConflictingSpend {
                             txid,
-                            block_hash: hash,
+                            block: BlockRef { height, hash },
+                            spent,
+                            returned: self.own_outputs(tx),
                         });
+                        break;
                     }
                 }
                 fl.last_scanned = Some(BlockRef { height, hash });
                 fl.next_scan_height = height + 1;
                 changed = true;
-                if fl.included.is_some() {
+                if fl.included.is_some() || fl.conflict.is_some() {
                     break;
                 }
             }
+        }
+
+        if let Some(conflict) = fl.conflict.clone() {
+            let confirmations = tip + 1 - conflict.block.height;
+            if confirmations >= u64::from(self.cfg.confirmations) {
+                return self.abandon(fl, conflict);
+            }
+            let id = fl.id;
+            self.state.in_flight = Some(fl);
+            self.save()?;
+            return Ok(AnchorStatus::Conflicted {
+                id,
+                txid: conflict.txid,
+                confirmations,
+            });
         }
 
         match fl.included {
@@ -590,6 +653,49 @@ impl Anchorer {
         }
     }
 
+    /// The outputs of `tx` that pay to the anchorer's own script.
+    fn own_outputs(&self, tx: &bitcoin::Transaction) -> Vec<Utxo> {
+        let own = self.key.script_pubkey();
+        let txid = tx.compute_txid();
+        tx.output
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.script_pubkey == own)
+            .map(|(vout, o)| Utxo {
+                outpoint: OutPoint::new(txid, vout as u32),
+                value_sat: o.value.to_sat(),
+                script_pubkey: own.clone(),
+            })
+            .collect()
+    }
+
+    /// Gives up the anchor in flight, whose input a final transaction spent: what that
+    /// transaction did not spend, and what it paid back to the anchorer, is the anchorer's.
+    fn abandon(
+        &mut self,
+        fl: InFlight,
+        conflict: ConflictingSpend,
+    ) -> Result<AnchorStatus, AnchorError> {
+        let untouched = fl
+            .spends
+            .into_iter()
+            .filter(|u| !conflict.spent.contains(&u.outpoint));
+        self.state.utxos.extend(untouched);
+        self.state.utxos.extend(conflict.returned);
+        let abandoned = AbandonedAnchor {
+            id: fl.id,
+            conflicting_txid: conflict.txid,
+            block: conflict.block,
+        };
+        let held: u64 = self.state.utxos.iter().map(|u| u.value_sat).sum();
+        warn!(anchor = %fl.id, conflicting = %conflict.txid, held_sat = held,
+            "the conflicting spend is final: anchor abandoned; anchor the digest again");
+        self.state.abandoned.push(abandoned.clone());
+        self.state.in_flight = None;
+        self.save()?;
+        Ok(AnchorStatus::Abandoned(abandoned))
+    }
+
     async fn in_best_chain(&self, b: &BlockRef, tip: u64) -> Result<bool, AnchorError> {
         Ok(b.height <= tip && self.rpc.get_block_hash(b.height).await? == b.hash)
     }
@@ -629,7 +735,7 @@ impl Anchorer {
             height = inc.block.height, confirmations, next_utxo = %change.outpoint,
             "anchor confirmed");
         self.state.confirmed.push(confirmed.clone());
-        self.state.utxo = Some(change);
+        self.state.utxos.push(change);
         self.state.in_flight = None;
         self.save()?;
         Ok(AnchorStatus::Confirmed(confirmed))
@@ -648,7 +754,9 @@ impl Anchorer {
             let status = self.poll().await?;
             match &status {
                 AnchorStatus::Confirmed(c) => return Ok(c.clone()),
-                AnchorStatus::Idle => return Err(AnchorError::NothingInFlight),
+                AnchorStatus::Idle | AnchorStatus::Abandoned(_) => {
+                    return Err(AnchorError::NothingInFlight)
+                }
                 s => {
                     if last.as_ref() != Some(s) {
                         info!(anchor = %id, status = ?s, elapsed = ?start.elapsed(),

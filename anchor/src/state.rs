@@ -8,14 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
-use bitcoin::{BlockHash, Network, ScriptBuf, Transaction, Txid};
+use bitcoin::{BlockHash, Network, OutPoint, ScriptBuf, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::AnchorId;
 use crate::tx::Utxo;
 
-/// Version of the state file layout.
-pub const STATE_FORMAT: u32 = 1;
+/// Version of the state file layout. Format 1 (one `utxo`, one `spends`) is read and upgraded.
+pub const STATE_FORMAT: u32 = 2;
 
 /// Errors reading or writing the state file.
 #[allow(missing_docs)] // Each variant's message says what it means.
@@ -51,13 +51,16 @@ pub struct AnchorState {
     pub network: Network,
     /// The anchorer's own script (identifies the key the file belongs to).
     pub script_pubkey: ScriptBuf,
-    /// The output the next anchor spends; `None` while an anchor is in flight or before
-    /// funding.
-    pub utxo: Option<Utxo>,
+    /// The outputs the next anchor spends, all of them: the last anchor's change and any
+    /// top-ups added since (also while an anchor is in flight).
+    pub utxos: Vec<Utxo>,
     /// The anchor being broadcast or confirmed, if any.
     pub in_flight: Option<InFlight>,
     /// Anchors with the required confirmations, oldest first.
     pub confirmed: Vec<ConfirmedAnchor>,
+    /// Anchors given up because another transaction spent their input, oldest first.
+    #[serde(default)]
+    pub abandoned: Vec<AbandonedAnchor>,
 }
 
 /// A block of the best chain as last seen.
@@ -70,13 +73,13 @@ pub struct BlockRef {
 }
 
 /// The anchor currently in flight: every signed version of its transaction (RBF makes more
-/// than one), all spending the same output, so at most one of them can ever confirm.
+/// than one), all spending the same outputs, so at most one of them can ever confirm.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
     /// The anchor (its digest).
     pub id: AnchorId,
-    /// The output every version spends.
-    pub spends: Utxo,
+    /// The outputs every version spends, in input order.
+    pub spends: Vec<Utxo>,
     /// Signed versions, oldest first; the last one is the one (re)broadcast first.
     pub versions: Vec<TxVersion>,
     /// Lowest height not yet searched for a version of the transaction.
@@ -87,6 +90,36 @@ pub struct InFlight {
     pub included: Option<Inclusion>,
     /// Why the last broadcast attempt failed, if it did.
     pub last_broadcast_error: Option<String>,
+    /// A transaction that is not a version of this anchor but spends one of its inputs, once
+    /// seen in a block of the best chain.
+    #[serde(default)]
+    pub conflict: Option<ConflictingSpend>,
+}
+
+/// A transaction in a block that spends an input of the anchor in flight without being one
+/// of its versions (the key used elsewhere, or a replacement the anchorer did not sign).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictingSpend {
+    /// The conflicting transaction.
+    pub txid: Txid,
+    /// The block holding it.
+    pub block: BlockRef,
+    /// The anchor's inputs it spends.
+    pub spent: Vec<OutPoint>,
+    /// Its outputs that pay to the anchorer's own script: the anchorer's once it is final.
+    pub returned: Vec<Utxo>,
+}
+
+/// An anchor given up for good because a conflicting spend of its input was final; its digest
+/// can be anchored again from the remaining funds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbandonedAnchor {
+    /// The anchor (its digest).
+    pub id: AnchorId,
+    /// The transaction that spent its input.
+    pub conflicting_txid: Txid,
+    /// The block holding that transaction.
+    pub block: BlockRef,
 }
 
 /// One signed version of the anchor transaction.
@@ -168,9 +201,10 @@ impl AnchorState {
             format: STATE_FORMAT,
             network,
             script_pubkey,
-            utxo: None,
+            utxos: Vec::new(),
             in_flight: None,
             confirmed: Vec::new(),
+            abandoned: Vec::new(),
         }
     }
 
@@ -195,18 +229,22 @@ impl AnchorState {
             path: path.into(),
             source,
         })?;
-        if probe.format != STATE_FORMAT {
-            return Err(StateError::Format {
-                path: path.into(),
-                found: probe.format,
-            });
+        let parse_error = |source| StateError::Parse {
+            path: path.into(),
+            source,
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse_error)?;
+        match probe.format {
+            STATE_FORMAT => {}
+            1 => upgrade_format_1(&mut json),
+            found => {
+                return Err(StateError::Format {
+                    path: path.into(),
+                    found,
+                })
+            }
         }
-        let state: AnchorState =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
-                path: path.into(),
-                source,
-            })?;
-        Ok(Some(state))
+        serde_json::from_value(json).map(Some).map_err(parse_error)
     }
 
     /// Replaces the file at `path` with this state, atomically and durably.
@@ -249,15 +287,33 @@ impl AnchorState {
     }
 }
 
+/// Format 1 had one `utxo` (or null) and an in-flight anchor with one `spends` output; both
+/// become lists. The rest of the layout is unchanged.
+fn upgrade_format_1(json: &mut serde_json::Value) {
+    use serde_json::Value;
+    let as_list = |v: Option<Value>| match v {
+        None | Some(Value::Null) => Value::Array(Vec::new()),
+        Some(one) => Value::Array(vec![one]),
+    };
+    if let Some(state) = json.as_object_mut() {
+        let utxo = state.remove("utxo");
+        state.insert("utxos".into(), as_list(utxo));
+        if let Some(in_flight) = state.get_mut("in_flight").and_then(Value::as_object_mut) {
+            let spends = in_flight.remove("spends");
+            in_flight.insert("spends".into(), as_list(spends));
+        }
+        state.insert("format".into(), STATE_FORMAT.into());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
-    use bitcoin::OutPoint;
 
     fn sample() -> AnchorState {
         let mut s = AnchorState::new(Network::Regtest, ScriptBuf::from_bytes(vec![0x51]));
-        s.utxo = Some(Utxo {
+        s.utxos.push(Utxo {
             outpoint: OutPoint::new(Txid::from_byte_array([3; 32]), 1),
             value_sat: 12_345,
             script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
@@ -288,6 +344,31 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("anchor.json")]);
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"network\": \"regtest\""), "{text}");
+    }
+
+    #[test]
+    fn a_format_1_file_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anchor.json");
+        let current = sample();
+        let mut v1 = serde_json::to_value(&current).unwrap();
+        let state = v1.as_object_mut().unwrap();
+        let utxo = state.remove("utxos").unwrap()[0].clone();
+        state.remove("abandoned");
+        state.insert("utxo".into(), utxo);
+        state.insert("format".into(), 1.into());
+        fs::write(&path, v1.to_string()).unwrap();
+        assert_eq!(AnchorState::load(&path).unwrap(), Some(current));
+
+        // An unfunded format-1 state with nothing in flight.
+        let empty = AnchorState::new(Network::Regtest, ScriptBuf::from_bytes(vec![0x51]));
+        let mut v1 = serde_json::to_value(&empty).unwrap();
+        let state = v1.as_object_mut().unwrap();
+        state.remove("utxos");
+        state.insert("utxo".into(), serde_json::Value::Null);
+        state.insert("format".into(), 1.into());
+        fs::write(&path, v1.to_string()).unwrap();
+        assert_eq!(AnchorState::load(&path).unwrap(), Some(empty));
     }
 
     #[test]

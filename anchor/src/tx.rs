@@ -1,7 +1,8 @@
 //! Building, signing and offline verification of the anchor transaction.
 //!
-//! Shape: version 2, locktime 0, one input (the anchorer's UTXO, sequence `0xfffffffd` so it
-//! signals BIP125 replace-by-fee), outputs `[OP_RETURN <digest> (0 sat), change to self]`.
+//! Shape: version 2, locktime 0, one input per UTXO of the anchorer (usually one: the previous
+//! anchor's change; more after a top-up), each with sequence `0xfffffffd` so it signals BIP125
+//! replace-by-fee; outputs `[OP_RETURN <digest> (0 sat), change to self]`.
 
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
@@ -21,11 +22,11 @@ use crate::digest::anchor_script;
 #[derive(Debug, thiserror::Error)]
 pub enum TxError {
     #[error(
-        "UTXO {outpoint} holds {value} but the anchor needs the fee {fee} plus a change output \
-         of at least {dust} (dust limit)"
+        "the anchorer's {inputs} output(s) hold {value} but the anchor needs the fee {fee} plus a \
+         change output of at least {dust} (dust limit): add funds"
     )]
     InsufficientFunds {
-        outpoint: OutPoint,
+        inputs: usize,
         value: Amount,
         fee: Amount,
         dust: Amount,
@@ -44,11 +45,8 @@ pub enum TxError {
     Sighash(String),
     #[error("libbitcoinconsensus rejected the signed anchor transaction {txid}: {reason}")]
     Consensus { txid: bitcoin::Txid, reason: String },
-    #[error("transaction {txid} does not spend {outpoint} as its only input")]
-    WrongInput {
-        txid: bitcoin::Txid,
-        outpoint: OutPoint,
-    },
+    #[error("transaction {txid} does not spend exactly the given outputs, in order")]
+    WrongInputs { txid: bitcoin::Txid },
 }
 
 /// Which output type the anchorer's key controls.
@@ -118,14 +116,17 @@ impl AnchorKey {
         }
     }
 
-    /// Signs input `index` of `tx`, which spends `prevout`. Only single-input transactions are
-    /// built here, so `prevouts` for taproot is just this one output.
+    /// Signs input `index` of `tx`, whose inputs spend `prevouts` in order (taproot signs
+    /// them all; segwit v0 only the one spent here).
     fn sign_input(
         &self,
         tx: &mut Transaction,
         index: usize,
-        prevout: &TxOut,
+        prevouts: &[TxOut],
     ) -> Result<(), TxError> {
+        let prevout = prevouts
+            .get(index)
+            .ok_or_else(|| TxError::Sighash(format!("no spent output for input {index}")))?;
         let mut cache = SighashCache::new(&mut *tx);
         let witness = match self.kind {
             ScriptKind::P2wpkh => {
@@ -147,11 +148,10 @@ impl AnchorKey {
                 Witness::p2wpkh(&sig, &self.compressed_pubkey().0)
             }
             ScriptKind::P2tr => {
-                let prevouts = [prevout.clone()];
                 let sighash = cache
                     .taproot_key_spend_signature_hash(
                         index,
-                        &Prevouts::All(&prevouts),
+                        &Prevouts::All(prevouts),
                         TapSighashType::Default,
                     )
                     .map_err(|e| TxError::Sighash(e.to_string()))?;
@@ -210,14 +210,14 @@ pub struct SignedAnchorTx {
 /// Sequence number of the anchor input: signals BIP125 replaceability, no relative locktime.
 pub const ANCHOR_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
 
-/// Builds and signs the anchor transaction committing `digest`, spending `utxo` at
+/// Builds and signs the anchor transaction committing `digest`, spending all of `utxos` at
 /// `fee_rate_sat_vb`, and checks it with libbitcoinconsensus before returning it.
 ///
 /// The fee is `fee_rate * vsize` of the signed transaction (recomputed after signing until it
 /// covers the final size, so the effective rate is never below the configured one).
 pub fn build_anchor_tx(
     key: &AnchorKey,
-    utxo: &Utxo,
+    utxos: &[Utxo],
     digest: &[u8; 32],
     fee_rate_sat_vb: u64,
 ) -> Result<SignedAnchorTx, TxError> {
@@ -225,26 +225,30 @@ pub fn build_anchor_tx(
         return Err(TxError::ZeroFeeRate(fee_rate_sat_vb));
     }
     let own = key.script_pubkey();
-    if utxo.script_pubkey != own {
+    if let Some(foreign) = utxos.iter().find(|u| u.script_pubkey != own) {
         return Err(TxError::NotOurScript {
-            outpoint: utxo.outpoint,
-            found: utxo.script_pubkey.clone(),
+            outpoint: foreign.outpoint,
+            found: foreign.script_pubkey.clone(),
             expected: own,
         });
     }
-    let prevout = utxo.txout();
+    let prevouts: Vec<TxOut> = utxos.iter().map(Utxo::txout).collect();
     let dust = own.minimal_non_dust();
-    let value = Amount::from_sat(utxo.value_sat);
+    let value = utxos
+        .iter()
+        .map(|u| Amount::from_sat(u.value_sat))
+        .try_fold(Amount::ZERO, Amount::checked_add)
+        .ok_or_else(|| TxError::Sighash("input values overflow".into()))?;
 
     let mut fee = Amount::ZERO;
-    // Converges in at most two rounds (the size is fixed apart from the signature length).
+    // Converges in at most two rounds (the size is fixed apart from the signature lengths).
     for _ in 0..4 {
         let change =
             value
                 .checked_sub(fee)
                 .filter(|c| *c >= dust)
                 .ok_or(TxError::InsufficientFunds {
-                    outpoint: utxo.outpoint,
+                    inputs: utxos.len(),
                     value,
                     fee,
                     dust,
@@ -252,12 +256,15 @@ pub fn build_anchor_tx(
         let mut tx = Transaction {
             version: Version::TWO,
             lock_time: LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: utxo.outpoint,
-                script_sig: ScriptBuf::new(),
-                sequence: ANCHOR_SEQUENCE,
-                witness: Witness::new(),
-            }],
+            input: utxos
+                .iter()
+                .map(|u| TxIn {
+                    previous_output: u.outpoint,
+                    script_sig: ScriptBuf::new(),
+                    sequence: ANCHOR_SEQUENCE,
+                    witness: Witness::new(),
+                })
+                .collect(),
             output: vec![
                 TxOut {
                     value: Amount::ZERO,
@@ -269,7 +276,9 @@ pub fn build_anchor_tx(
                 },
             ],
         };
-        key.sign_input(&mut tx, 0, &prevout)?;
+        for index in 0..utxos.len() {
+            key.sign_input(&mut tx, index, &prevouts)?;
+        }
         let vsize = tx.vsize() as u64;
         let needed = fee_rate_sat_vb
             .checked_mul(vsize)
@@ -279,7 +288,7 @@ pub fn build_anchor_tx(
                 vsize,
             })?;
         if fee >= needed {
-            verify_spend(&tx, utxo)?;
+            verify_spend(&tx, utxos)?;
             return Ok(SignedAnchorTx {
                 tx,
                 fee,
@@ -294,35 +303,43 @@ pub fn build_anchor_tx(
     ))
 }
 
-/// Checks, with libbitcoinconsensus (Bitcoin Core's script interpreter), that `tx` is a valid
-/// single-input spend of `utxo` under all soft forks including taproot.
-pub fn verify_spend(tx: &Transaction, utxo: &Utxo) -> Result<(), TxError> {
+/// Checks, with libbitcoinconsensus (Bitcoin Core's script interpreter), that `tx` spends
+/// exactly `utxos`, in order, each input validly under all soft forks including taproot.
+pub fn verify_spend(tx: &Transaction, utxos: &[Utxo]) -> Result<(), TxError> {
     let txid = tx.compute_txid();
-    if tx.input.len() != 1 || tx.input[0].previous_output != utxo.outpoint {
-        return Err(TxError::WrongInput {
-            txid,
-            outpoint: utxo.outpoint,
-        });
+    let spends_exactly = tx.input.len() == utxos.len()
+        && tx
+            .input
+            .iter()
+            .zip(utxos)
+            .all(|(input, u)| input.previous_output == u.outpoint);
+    if utxos.is_empty() || !spends_exactly {
+        return Err(TxError::WrongInputs { txid });
     }
     let raw = bitcoin::consensus::serialize(tx);
-    let spk = utxo.script_pubkey.as_bytes();
-    let spent = [bitcoinconsensus::Utxo {
-        script_pubkey: spk.as_ptr(),
-        script_pubkey_len: spk.len() as u32,
-        value: utxo.value_sat as i64,
-    }];
-    bitcoinconsensus::verify_with_flags(
-        spk,
-        utxo.value_sat,
-        &raw,
-        Some(&spent),
-        0,
-        bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
-    )
-    .map_err(|e| TxError::Consensus {
-        txid,
-        reason: format!("{e:?}"),
-    })
+    let spent: Vec<bitcoinconsensus::Utxo> = utxos
+        .iter()
+        .map(|u| bitcoinconsensus::Utxo {
+            script_pubkey: u.script_pubkey.as_bytes().as_ptr(),
+            script_pubkey_len: u.script_pubkey.len() as u32,
+            value: u.value_sat as i64,
+        })
+        .collect();
+    for (index, u) in utxos.iter().enumerate() {
+        bitcoinconsensus::verify_with_flags(
+            u.script_pubkey.as_bytes(),
+            u.value_sat,
+            &raw,
+            Some(&spent),
+            index,
+            bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
+        )
+        .map_err(|e| TxError::Consensus {
+            txid,
+            reason: format!("input {index}: {e:?}"),
+        })?;
+    }
+    Ok(())
 }
 
 /// BIP125 rules 3 and 4 as Bitcoin Core applies them: the replacement pays at least the
@@ -362,10 +379,10 @@ mod tests {
         // low-S s is 32 bytes except about 1 time in 128 (31 bytes), so the weight is 609 WU
         // (153 vB) or 608 WU (152 vB).
         for i in 0..=255u8 {
-            let s = build_anchor_tx(&k, &u, &[i; 32], 2).unwrap();
+            let s = build_anchor_tx(&k, std::slice::from_ref(&u), &[i; 32], 2).unwrap();
             sizes.insert(s.vsize);
         }
-        let s = build_anchor_tx(&k, &u, &digest, 2).unwrap();
+        let s = build_anchor_tx(&k, std::slice::from_ref(&u), &digest, 2).unwrap();
         println!("P2WPKH anchor tx: vsize {} vB, weight {} WU, fee at 2 sat/vB {} sat, sizes seen {sizes:?}",
             s.vsize, s.tx.weight().to_wu(), s.fee.to_sat());
         assert!(s.vsize <= 154, "vsize {} > 154", s.vsize);
@@ -380,14 +397,14 @@ mod tests {
         assert_eq!(s.tx.output[0].script_pubkey, anchor_script(&digest));
         assert_eq!(s.tx.output[1].script_pubkey, k.script_pubkey());
         assert_eq!(s.tx.output[1].value.to_sat(), 50_000 - s.fee.to_sat());
-        verify_spend(&s.tx, &u).unwrap();
+        verify_spend(&s.tx, std::slice::from_ref(&u)).unwrap();
     }
 
     #[test]
     fn p2tr_anchor_tx_shape_size_and_fee() {
         let k = key(ScriptKind::P2tr);
         let u = utxo(&k, 50_000);
-        let s = build_anchor_tx(&k, &u, &[0x42; 32], 2).unwrap();
+        let s = build_anchor_tx(&k, std::slice::from_ref(&u), &[0x42; 32], 2).unwrap();
         println!(
             "P2TR anchor tx: vsize {} vB, weight {} WU, fee at 2 sat/vB {} sat",
             s.vsize,
@@ -396,7 +413,7 @@ mod tests {
         );
         assert_eq!(s.vsize, 154);
         assert_eq!(s.fee.to_sat(), 2 * s.vsize);
-        verify_spend(&s.tx, &u).unwrap();
+        verify_spend(&s.tx, std::slice::from_ref(&u)).unwrap();
     }
 
     #[test]
@@ -404,19 +421,19 @@ mod tests {
         for kind in [ScriptKind::P2wpkh, ScriptKind::P2tr] {
             let k = key(kind);
             let u = utxo(&k, 50_000);
-            let s = build_anchor_tx(&k, &u, &[1; 32], 3).unwrap();
+            let s = build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 3).unwrap();
             // Changing what was signed (the change value) breaks the signature.
             let mut t = s.tx.clone();
             t.output[1].value += Amount::from_sat(1);
             assert!(matches!(
-                verify_spend(&t, &u),
+                verify_spend(&t, std::slice::from_ref(&u)),
                 Err(TxError::Consensus { .. })
             ));
             // Claiming a different spent amount breaks it too (segwit signs the amount).
             let mut u2 = u.clone();
             u2.value_sat += 1;
             assert!(matches!(
-                verify_spend(&s.tx, &u2),
+                verify_spend(&s.tx, std::slice::from_ref(&u2)),
                 Err(TxError::Consensus { .. })
             ));
             // Another key cannot spend it.
@@ -426,7 +443,7 @@ mod tests {
                 ..u.clone()
             };
             assert!(matches!(
-                build_anchor_tx(&k, &theirs, &[1; 32], 3),
+                build_anchor_tx(&k, std::slice::from_ref(&theirs), &[1; 32], 3),
                 Err(TxError::NotOurScript { .. })
             ));
         }
@@ -437,24 +454,73 @@ mod tests {
         let k = key(ScriptKind::P2wpkh);
         let u = utxo(&k, 294 + 2 * 153 - 1);
         assert!(matches!(
-            build_anchor_tx(&k, &u, &[1; 32], 2),
+            build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 2),
             Err(TxError::InsufficientFunds { .. })
         ));
         let u = utxo(&k, 294 + 2 * 153);
-        assert!(build_anchor_tx(&k, &u, &[1; 32], 2).is_ok());
+        assert!(build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 2).is_ok());
         assert!(matches!(
-            build_anchor_tx(&k, &u, &[1; 32], 0),
+            build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 0),
             Err(TxError::ZeroFeeRate(0))
         ));
-        assert!(build_anchor_tx(&k, &u, &[1; 32], u64::MAX).is_err());
+        assert!(build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], u64::MAX).is_err());
+    }
+
+    /// Change too small for another anchor is not the end: a top-up is spent alongside it.
+    #[test]
+    fn a_top_up_is_spent_with_the_low_change() {
+        for kind in [ScriptKind::P2wpkh, ScriptKind::P2tr] {
+            let k = key(kind);
+            let low = utxo(&k, 400);
+            assert!(matches!(
+                build_anchor_tx(&k, std::slice::from_ref(&low), &[1; 32], 2),
+                Err(TxError::InsufficientFunds { inputs: 1, .. })
+            ));
+            let top_up = Utxo {
+                outpoint: OutPoint::new(Txid::from_byte_array([8; 32]), 3),
+                ..utxo(&k, 20_000)
+            };
+            let both = [low.clone(), top_up.clone()];
+            let s = build_anchor_tx(&k, &both, &[1; 32], 2).unwrap();
+            assert_eq!(s.tx.input.len(), 2);
+            assert!(s.tx.input.iter().all(|i| i.sequence == ANCHOR_SEQUENCE));
+            assert_eq!(s.fee.to_sat(), 2 * s.vsize);
+            assert_eq!(s.tx.output[1].value.to_sat(), 20_400 - s.fee.to_sat());
+            verify_spend(&s.tx, &both).unwrap();
+            // Each input is checked against its own spent output, in order.
+            assert!(matches!(
+                verify_spend(&s.tx, &[top_up.clone(), low.clone()]),
+                Err(TxError::WrongInputs { .. })
+            ));
+            assert!(matches!(
+                verify_spend(&s.tx, std::slice::from_ref(&low)),
+                Err(TxError::WrongInputs { .. })
+            ));
+            let inflated = [
+                low.clone(),
+                Utxo {
+                    value_sat: 20_001,
+                    ..top_up
+                },
+            ];
+            assert!(matches!(
+                verify_spend(&s.tx, &inflated),
+                Err(TxError::Consensus { .. })
+            ));
+            println!("{kind:?} anchor with two inputs: {} vB", s.vsize);
+        }
+        assert!(matches!(
+            build_anchor_tx(&key(ScriptKind::P2wpkh), &[], &[1; 32], 2),
+            Err(TxError::InsufficientFunds { inputs: 0, .. })
+        ));
     }
 
     #[test]
     fn replacement_fee_rule() {
         let k = key(ScriptKind::P2wpkh);
         let u = utxo(&k, 100_000);
-        let a = build_anchor_tx(&k, &u, &[1; 32], 2).unwrap();
-        let b = build_anchor_tx(&k, &u, &[1; 32], 3).unwrap();
+        let a = build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 2).unwrap();
+        let b = build_anchor_tx(&k, std::slice::from_ref(&u), &[1; 32], 3).unwrap();
         assert_eq!(a.vsize, b.vsize);
         assert!(b.fee >= min_replacement_fee(a.fee, b.vsize));
         assert_eq!(a.tx.input[0].previous_output, b.tx.input[0].previous_output);

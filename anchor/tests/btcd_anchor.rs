@@ -12,11 +12,18 @@ use ipsat_anchor::bitcoin::pow::{Target, Work};
 use ipsat_anchor::bitcoin::{Network, OutPoint};
 use ipsat_anchor::proof::PROOF_MAGIC;
 use ipsat_anchor::state::AnchorState;
+use ipsat_anchor::tx::{build_anchor_tx, AnchorKey, Utxo};
 use ipsat_anchor::{
     anchor_digest, anchor_script, AnchorError, AnchorProof, AnchorStatus, ChainTrust, ProofError,
     ScriptKind,
 };
 use serde_json::{json, Value};
+
+/// The one output in `utxos`.
+fn only(utxos: &[Utxo]) -> Utxo {
+    assert_eq!(utxos.len(), 1, "expected exactly one output: {utxos:?}");
+    utxos[0].clone()
+}
 
 fn digest(n: u64) -> [u8; 32] {
     anchor_digest(33, 1_000 + n, [n as u8; 32], [0xb7; 32])
@@ -61,7 +68,7 @@ async fn anchor_is_mined_and_its_proof_verifies() {
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
     let mut a = h.open_funded(1).await;
-    let funded = a.state().utxo.clone().unwrap();
+    let funded = only(&a.state().utxos);
     assert_eq!(funded.value_sat, 50 * 100_000_000);
 
     let d = digest(1);
@@ -115,7 +122,7 @@ async fn anchor_is_mined_and_its_proof_verifies() {
     assert_eq!(confirmed.block_hash, mined[0]);
     assert_eq!(confirmed.height, ACTIVATION_HEIGHT + 1);
     // The change is the next UTXO, and the state file says so.
-    let next = a.state().utxo.clone().unwrap();
+    let next = only(&a.state().utxos);
     assert_eq!(next.outpoint, OutPoint::new(v.txid, 1));
     assert_eq!(next.value_sat, funded.value_sat - v.fee_sat);
     let saved = AnchorState::load(&h.state_path()).unwrap().unwrap();
@@ -211,7 +218,7 @@ async fn anchor_is_mined_and_its_proof_verifies() {
     let d2 = digest(2);
     a.anchor(d2).await.unwrap();
     let fl2 = a.state().in_flight.clone().unwrap();
-    assert_eq!(fl2.spends.outpoint, next.outpoint);
+    assert_eq!(fl2.spends, vec![next.clone()]);
     h.node.mine(u64::from(CONFIRMATIONS)).await;
     let c2 = a
         .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
@@ -310,7 +317,7 @@ async fn rbf_bump_replaces_the_unconfirmed_anchor() {
     assert!(replacement.fee_sat >= original.fee_sat + replacement.vsize);
     // Same input, checked by libbitcoinconsensus against the spent output.
     let tx = replacement.tx().unwrap();
-    assert_eq!(tx.input[0].previous_output, fl.spends.outpoint);
+    assert_eq!(tx.input[0].previous_output, only(&fl.spends).outpoint);
     ipsat_anchor::tx::verify_spend(&tx, &fl.spends).unwrap();
     println!(
         "RBF: original {} ({} sat) replaced by {} ({} sat)",
@@ -354,8 +361,8 @@ async fn rbf_bump_replaces_the_unconfirmed_anchor() {
     assert_eq!(c.txid, replacement.txid);
     assert_eq!(c.fee_sat, replacement.fee_sat);
     assert_eq!(
-        a.state().utxo.as_ref().unwrap().value_sat,
-        fl.spends.value_sat - replacement.fee_sat
+        only(&a.state().utxos).value_sat,
+        only(&fl.spends).value_sat - replacement.fee_sat
     );
     assert_eq!(txs_committing(&rpc, 1, &d).await.len(), 1);
 }
@@ -439,6 +446,127 @@ async fn p2tr_anchor_is_mined_and_its_proof_verifies() {
         s => panic!("expected Confirmed, got {s:?}"),
     };
     assert_eq!(c.txid, v.txid);
+    a.proof(&id, None)
+        .await
+        .unwrap()
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
+}
+
+/// Funds can be added at any time, also while an anchor is in flight; the next anchor spends
+/// everything the anchorer holds, so anchoring never stops because change ran low.
+#[tokio::test]
+async fn a_top_up_while_in_flight_is_spent_by_the_next_anchor() {
+    let h = Harness::new(ScriptKind::P2wpkh).await;
+    let mut a = h.open_funded(1).await;
+    let first = only(&a.state().utxos);
+    a.anchor(digest(11)).await.unwrap();
+
+    let top_up = a.fund(h.coinbase(2).await).await.unwrap();
+    assert_eq!(a.state().utxos, vec![top_up.clone()]);
+    // Outputs the anchorer already has are refused: the top-up again, the input in flight.
+    for known in [top_up.outpoint, first.outpoint] {
+        assert!(matches!(
+            a.fund(known).await,
+            Err(AnchorError::AlreadyFunded(o)) if o == known
+        ));
+    }
+    // The top-up survives a restart.
+    drop(a);
+    let mut a = h.open().await;
+    assert_eq!(a.state().utxos, vec![top_up.clone()]);
+    h.node.mine(u64::from(CONFIRMATIONS)).await;
+    a.wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let held = a.state().utxos.clone();
+    assert_eq!(held.len(), 2, "the top-up and the first anchor's change");
+
+    let d = digest(12);
+    let id = a.anchor(d).await.unwrap();
+    let fl = a.state().in_flight.clone().unwrap();
+    assert_eq!(fl.spends, held);
+    let tx = fl.versions[0].tx().unwrap();
+    assert_eq!(tx.input.len(), 2);
+    ipsat_anchor::tx::verify_spend(&tx, &fl.spends).unwrap();
+    println!(
+        "two-input anchor on btcd: {} vB, {} sat",
+        fl.versions[0].vsize, fl.versions[0].fee_sat
+    );
+    h.node.mine(u64::from(CONFIRMATIONS)).await;
+    let c = a
+        .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let change = only(&a.state().utxos);
+    assert_eq!(change.outpoint, OutPoint::new(c.txid, 1));
+    let total: u64 = held.iter().map(|u| u.value_sat).sum();
+    assert_eq!(change.value_sat, total - c.fee_sat);
+    a.proof(&id, None)
+        .await
+        .unwrap()
+        .verify(&d, &work(CONFIRMATIONS), Network::Regtest)
+        .unwrap();
+}
+
+/// The anchorer's key spends its input elsewhere: the anchor waits while that spend could still
+/// be reorganised away, is abandoned once it is final, and the digest is anchored again from
+/// what came back, exactly once.
+#[tokio::test]
+async fn a_conflicting_spend_abandons_the_anchor_and_it_is_anchored_again() {
+    let h = Harness::new(ScriptKind::P2wpkh).await;
+    let rpc = h.node.rpc();
+    let mut a = h.open_funded(1).await;
+    let funded = only(&a.state().utxos);
+    let d = digest(21);
+    let id = a.anchor(d).await.unwrap();
+
+    // Someone else with the key: a different transaction at a higher fee replaces ours.
+    let key = AnchorKey::new(h.secret, h.kind);
+    let rogue = build_anchor_tx(&key, std::slice::from_ref(&funded), &digest(99), 10).unwrap();
+    let rogue_txid = rogue.tx.compute_txid();
+    rpc.send_raw_transaction(&rogue.tx).await.unwrap();
+    assert_eq!(h.node.mempool().await, vec![rogue_txid]);
+    h.node.mine(1).await;
+    match a.poll().await.unwrap() {
+        AnchorStatus::Conflicted {
+            id: cid,
+            txid,
+            confirmations,
+        } => assert_eq!((cid, txid, confirmations), (id, rogue_txid, 1)),
+        s => panic!("expected Conflicted, got {s:?}"),
+    }
+    // Remembered across a restart, which broadcasts nothing.
+    drop(a);
+    let mut a = h.open().await;
+    assert!(a.state().in_flight.as_ref().unwrap().conflict.is_some());
+    assert!(h.node.mempool().await.is_empty());
+
+    h.node.mine(u64::from(CONFIRMATIONS) - 1).await;
+    let abandoned = match a.poll().await.unwrap() {
+        AnchorStatus::Abandoned(ab) => ab,
+        s => panic!("expected Abandoned, got {s:?}"),
+    };
+    assert_eq!((abandoned.id, abandoned.conflicting_txid), (id, rogue_txid));
+    let saved = AnchorState::load(&h.state_path()).unwrap().unwrap();
+    assert!(saved.in_flight.is_none());
+    assert_eq!(saved.abandoned, vec![abandoned]);
+    // The rogue transaction paid its change to the anchorer's script: that is the anchorer's.
+    let back = only(&saved.utxos);
+    assert_eq!(back.outpoint, OutPoint::new(rogue_txid, 1));
+    assert_eq!(back.value_sat, funded.value_sat - rogue.fee.to_sat());
+
+    assert_eq!(a.anchor(d).await.unwrap(), id);
+    h.node.mine(u64::from(CONFIRMATIONS)).await;
+    let c = a
+        .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        txs_committing(&rpc, 1, &d).await,
+        vec![(c.height, c.txid)],
+        "exactly one transaction commits the digest"
+    );
     a.proof(&id, None)
         .await
         .unwrap()

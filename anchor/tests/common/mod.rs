@@ -188,14 +188,18 @@ impl Harness {
     /// Opens a fresh anchorer funded with the coinbase of block `height`.
     pub async fn open_funded(&self, height: u64) -> Anchorer {
         let mut a = self.open().await;
+        a.fund(self.coinbase(height).await).await.unwrap();
+        a
+    }
+
+    /// The coinbase output of block `height`, which pays the anchorer's key.
+    pub async fn coinbase(&self, height: u64) -> OutPoint {
         let rpc = self.node.rpc();
         let block = rpc
             .get_block(&rpc.get_block_hash(height).await.unwrap())
             .await
             .unwrap();
-        let coinbase = block.txdata[0].compute_txid();
-        a.fund(OutPoint::new(coinbase, 0)).await.unwrap();
-        a
+        OutPoint::new(block.txdata[0].compute_txid(), 0)
     }
 }
 
