@@ -78,6 +78,19 @@ fn peak_levels(leaf_count: u64) -> impl Iterator<Item = u8> {
         .filter(move |level| leaf_count & (1 << level) != 0)
 }
 
+/// Where the peaks of an accumulator with `leaf_count` leaves are, largest first: each as
+/// (level, index at that level), the positions [`HistoryAccumulator::append`] stored them at.
+pub fn peak_positions(leaf_count: u64) -> Vec<(u8, u64)> {
+    let mut start = 0u64;
+    peak_levels(leaf_count)
+        .map(|level| {
+            let position = (level, start >> level);
+            start += 1 << level;
+            position
+        })
+        .collect()
+}
+
 impl HistoryAccumulator {
     /// Rebuilds the accumulator from its persisted leaf count and peaks.
     pub fn from_parts(leaf_count: u64, peaks: Vec<Hash32>) -> Result<Self, HistoryError> {
@@ -257,6 +270,22 @@ mod tests {
             }
         }
         (acc, store)
+    }
+
+    /// Every earlier size's root can be rebuilt from the nodes stored by later appends.
+    #[test]
+    fn past_roots_rebuild_from_stored_peaks() {
+        let (_, store) = build(40);
+        let mut acc = HistoryAccumulator::default();
+        for height in 1..=40u64 {
+            acc.append(height, &state_root(height));
+            let peaks = peak_positions(acc.leaf_count())
+                .into_iter()
+                .map(|position| store[&position])
+                .collect();
+            let rebuilt = HistoryAccumulator::from_parts(acc.leaf_count(), peaks).unwrap();
+            assert_eq!(rebuilt.root(), acc.root(), "after {height} leaves");
+        }
     }
 
     #[test]

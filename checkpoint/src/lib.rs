@@ -20,4 +20,6 @@ pub use checkpoint::{
     keccak256, Checkpoint, CheckpointDigest, CheckpointDomain, CheckpointHash, SubnetHash,
     ValidatorSetHash,
 };
-pub use history::{Hash32, HistoryAccumulator, HistoryError, HistoryNode, HistoryProof};
+pub use history::{
+    peak_positions, Hash32, HistoryAccumulator, HistoryError, HistoryNode, HistoryProof,
+};

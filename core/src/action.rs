@@ -46,6 +46,8 @@ pub enum Action {
     SubnetLeave(SubnetLeave),
     /// Retire a child subnet.
     SubnetKill(SubnetKill),
+    /// Lock value for a child subnet, which mints it.
+    Fund(Fund),
 }
 
 impl TryFrom<Msg> for Action {
@@ -65,6 +67,7 @@ impl TryFrom<Msg> for Action {
             Msg::SubnetKill(m) => Action::SubnetKill(SubnetKill {
                 subnet: child_name(m.subnet)?,
             }),
+            Msg::Fund(m) => Action::Fund(m.try_into()?),
         })
     }
 }
@@ -86,17 +89,46 @@ impl TryFrom<pb::Transfer> for Transfer {
     type Error = TxError;
 
     fn try_from(msg: pb::Transfer) -> Result<Self, TxError> {
-        let to = address(&msg.to, "to")?;
-        let amount: Amount = msg
-            .amount
-            .parse()
-            .map_err(|_| TxError::InvalidAmount(format!("amount {:?}", msg.amount)))?;
-        if amount.is_zero() {
-            return Err(TxError::InvalidAmount(
-                "a transfer must move a positive amount".into(),
-            ));
-        }
-        Ok(Self { to, amount })
+        Ok(Self {
+            to: address(&msg.to, "to")?,
+            amount: positive_amount(&msg.amount, "a transfer")?,
+        })
+    }
+}
+
+/// A canonical decimal amount above zero; `what` names the message in the error.
+fn positive_amount(text: &str, what: &str) -> Result<Amount, TxError> {
+    let amount: Amount = text
+        .parse()
+        .map_err(|_| TxError::InvalidAmount(format!("amount {text:?}")))?;
+    if amount.is_zero() {
+        return Err(TxError::InvalidAmount(format!(
+            "{what} must move a positive amount"
+        )));
+    }
+    Ok(amount)
+}
+
+/// Value locked in this subnet for a child, minted there to `recipient`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fund {
+    /// The child's name under this subnet.
+    pub subnet: String,
+    /// Who receives it in the child.
+    pub recipient: Address,
+    /// More than zero.
+    pub amount: Amount,
+}
+
+impl TryFrom<pb::Fund> for Fund {
+    type Error = TxError;
+
+    fn try_from(msg: pb::Fund) -> Result<Self, TxError> {
+        Ok(Self {
+            subnet: child_name(msg.subnet)?,
+            recipient: address(&msg.recipient, "recipient")?,
+            amount: positive_amount(&msg.amount, "a fund")?,
+        })
     }
 }
 

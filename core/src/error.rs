@@ -104,6 +104,19 @@ pub enum TxError {
     CheckpointMismatch(String),
     #[error("invalid checkpoint certificate: {0}")]
     InvalidCertificate(String),
+    #[error("this subnet has no parent")]
+    NoParent,
+    #[error("parent header refused: {0}")]
+    ParentHeader(String),
+    #[error(
+        "the trusted parent header (height {trusted_height}) is older than the trusting period: \
+         the child imports nothing from its parent until it is re-anchored"
+    )]
+    ParentClientExpired { trusted_height: u64 },
+    #[error("top-down message out of order: expected nonce {expected}, got {got}")]
+    TopDownOutOfOrder { expected: u64, got: u64 },
+    #[error("top-down message not proven: {0}")]
+    TopDownProof(String),
 }
 
 impl TxError {
@@ -141,6 +154,11 @@ impl TxError {
             TxError::CheckpointOutOfOrder { .. } => 201,
             TxError::CheckpointMismatch(_) => 202,
             TxError::InvalidCertificate(_) => 203,
+            TxError::NoParent => 300,
+            TxError::ParentHeader(_) => 301,
+            TxError::ParentClientExpired { .. } => 302,
+            TxError::TopDownOutOfOrder { .. } => 303,
+            TxError::TopDownProof(_) => 304,
         }
     }
 
@@ -178,6 +196,11 @@ impl TxError {
             TxError::CheckpointOutOfOrder { .. } => "checkpoint_out_of_order",
             TxError::CheckpointMismatch(_) => "checkpoint_mismatch",
             TxError::InvalidCertificate(_) => "invalid_certificate",
+            TxError::NoParent => "no_parent",
+            TxError::ParentHeader(_) => "parent_header",
+            TxError::ParentClientExpired { .. } => "parent_client_expired",
+            TxError::TopDownOutOfOrder { .. } => "top_down_out_of_order",
+            TxError::TopDownProof(_) => "top_down_proof",
         }
     }
 }

@@ -5,12 +5,14 @@
 //! ([`action`]), transaction encoding, signing and stateless verification ([`tx`]), the
 //! certificate-carrying system transactions and vote extensions ([`system`]), the result
 //! codes ([`TxError`]), the verification of state proofs against an app hash ([`proof`]), and
-//! light-client verification of the headers that carry app hashes ([`light`]).
+//! light-client verification of the headers that carry app hashes ([`light`]), and the
+//! formats of what moves between a parent and its children ([`crossnet`]).
 //!
 //! Clients, the load generator, tests and light verifiers depend on this crate alone. It must
 //! not depend on storage (RocksDB), networking, async runtimes or clocks.
 
 pub mod action;
+pub mod crossnet;
 pub mod error;
 pub mod light;
 pub mod proof;

@@ -51,7 +51,7 @@ pub enum LightError {
 }
 
 /// A header with its commit, the validators of its height and of the next.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LightBlock {
     /// The header and the commit that signed it.
     pub signed_header: SignedHeader,
@@ -107,6 +107,113 @@ impl LightBlock {
     pub fn hash(&self) -> Hash {
         self.signed_header.header.hash()
     }
+}
+
+/// What a light client keeps between two updates: the last header it trusts and the
+/// validators that sign the header after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedState {
+    /// The header's chain.
+    pub chain_id: ChainId,
+    /// Its height.
+    pub height: u64,
+    /// Its time, from which the trusting period runs.
+    pub time: Time,
+    /// Its hash.
+    pub hash: Hash,
+    /// Its app hash (the state after the previous height).
+    pub app_hash: Vec<u8>,
+    /// The validators of the next height, as the header commits to them.
+    pub next_validators: ValidatorSet,
+}
+
+impl TrustedState {
+    /// The state a verified `block` leaves.
+    pub fn of(block: &LightBlock) -> Self {
+        let header = &block.signed_header.header;
+        Self {
+            chain_id: header.chain_id.clone(),
+            height: header.height.value(),
+            time: header.time,
+            hash: block.hash(),
+            app_hash: header.app_hash.as_bytes().to_vec(),
+            next_validators: block.next_validators.clone(),
+        }
+    }
+
+    /// The state `block`, trusted by `hash` (as a genesis names it), leaves: `block` must have
+    /// that hash and carry the validator sets its header commits to.
+    pub fn from_trusted(block: &LightBlock, hash: &Hash) -> Result<Self, LightError> {
+        if block.hash() != *hash {
+            return Err(LightError::TrustedHashMismatch {
+                expected: hash.to_string(),
+                got: block.hash().to_string(),
+            });
+        }
+        let untrusted = UntrustedBlockState {
+            signed_header: &block.signed_header,
+            validators: &block.validators,
+            next_validators: Some(&block.next_validators),
+        };
+        verdict(ProdVerifier::default().verify_validator_sets(&untrusted))?;
+        Ok(Self::of(block))
+    }
+
+    /// Verifies `target`, a later header of the same chain, from this state: adjacent (the
+    /// trusted next validators sign it) or skipping (more than a third of them still sign
+    /// it, and its own validators more than two thirds), within `trusting_period` of this
+    /// header's time as seen at `now`.
+    pub fn verify(
+        &self,
+        target: &LightBlock,
+        trusting_period: std::time::Duration,
+        now: Time,
+    ) -> Result<VerifiedHeader, LightError> {
+        let header = &target.signed_header.header;
+        if header.chain_id != self.chain_id {
+            return Err(LightError::WrongChain {
+                expected: self.chain_id.to_string(),
+                got: header.chain_id.to_string(),
+            });
+        }
+        if header.height.value() <= self.height {
+            return Err(LightError::Verification(format!(
+                "header {} is not above the trusted height {}",
+                header.height, self.height
+            )));
+        }
+        let trusted = TrustedBlockState {
+            chain_id: &self.chain_id,
+            header_time: self.time,
+            height: tendermint::block::Height::try_from(self.height)
+                .map_err(|e| LightError::Malformed(e.to_string()))?,
+            next_validators: &self.next_validators,
+            next_validators_hash: self.next_validators.hash(),
+        };
+        let untrusted = UntrustedBlockState {
+            signed_header: &target.signed_header,
+            validators: &target.validators,
+            next_validators: Some(&target.next_validators),
+        };
+        let options = Options {
+            trust_threshold: TrustThreshold::ONE_THIRD,
+            trusting_period,
+            clock_drift: std::time::Duration::from_secs(10),
+        };
+        verdict(ProdVerifier::default().verify_update_header(untrusted, trusted, &options, now))?;
+        Ok(verified(target))
+    }
+}
+
+/// A validator set's protobuf encoding (`tendermint.types.ValidatorSet`).
+pub fn encode_validators(validators: &ValidatorSet) -> Vec<u8> {
+    <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::encode_vec(validators.clone())
+}
+
+/// A validator set from its protobuf encoding.
+pub fn decode_validators(bytes: &[u8]) -> Result<ValidatorSet, LightError> {
+    <ValidatorSet as tendermint_proto::Protobuf<RawValidatorSet>>::decode_vec(bytes)
+        .map_err(|e| LightError::Malformed(e.to_string()))
 }
 
 /// What the caller trusts.
@@ -234,24 +341,7 @@ pub fn verify_header(
                     got: block.hash().to_string(),
                 });
             }
-            let trusted_header = &block.signed_header.header;
-            if header.chain_id != trusted_header.chain_id {
-                return Err(chain_of(trusted_header.chain_id.as_str()));
-            }
-            let chain_id: &ChainId = &trusted_header.chain_id;
-            let trusted = TrustedBlockState {
-                chain_id,
-                header_time: trusted_header.time,
-                height: trusted_header.height,
-                next_validators: &block.next_validators,
-                next_validators_hash: trusted_header.next_validators_hash,
-            };
-            let options = Options {
-                trust_threshold: TrustThreshold::ONE_THIRD,
-                trusting_period: *trusting_period,
-                clock_drift: std::time::Duration::from_secs(10),
-            };
-            if target.signed_header.header.height == trusted_header.height {
+            if target.signed_header.header.height == block.signed_header.header.height {
                 // The target is the trusted header itself.
                 if target.hash() != *hash {
                     return Err(LightError::TrustedHashMismatch {
@@ -260,15 +350,21 @@ pub fn verify_header(
                     });
                 }
             } else {
-                verdict(verifier.verify_update_header(untrusted, trusted, &options, *now))?;
+                return TrustedState::of(block).verify(target, *trusting_period, *now);
             }
         }
     }
-    Ok(VerifiedHeader {
+    Ok(verified(target))
+}
+
+/// What verifying `target` established.
+fn verified(target: &LightBlock) -> VerifiedHeader {
+    let header = &target.signed_header.header;
+    VerifiedHeader {
         chain_id: header.chain_id.to_string(),
         height: header.height.value(),
         app_hash: header.app_hash.as_bytes().to_vec(),
         signed_power: signed_power(target),
         total_power: target.validators.total_voting_power().value(),
-    })
+    }
 }

@@ -10,6 +10,7 @@ use ipsat_proto::v1::{self as pb, system_tx::Msg};
 use prost::Message as _;
 
 use crate::error::TxError;
+use crate::light::LightBlock;
 use crate::tx::MAX_TX_BYTES;
 use crate::types::is_valid_name;
 
@@ -35,6 +36,66 @@ pub enum SystemTx {
         /// Its certificate.
         certificate: Certificate,
     },
+    /// Newer headers of this subnet's parent and top-down messages proven against them.
+    ParentUpdate(ParentUpdate),
+}
+
+/// Headers of the parent, in increasing height, each to be verified from the one trusted
+/// before it, and top-down messages proven against the app hash of the last header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentUpdate {
+    /// The headers, decoded and canonically encoded.
+    pub headers: Vec<LightBlock>,
+    /// Proofs of the parent's top-down message keys.
+    pub messages: Vec<pb::StateProof>,
+}
+
+impl ParentUpdate {
+    fn from_proto(update: pb::ParentUpdate) -> Result<Self, TxError> {
+        let mut headers = Vec::with_capacity(update.headers.len());
+        for block in update.headers {
+            let decoded = LightBlock::decode(
+                &block.signed_header,
+                &block.validators,
+                &block.next_validators,
+            )
+            .map_err(|e| malformed(e.to_string()))?;
+            if light_block_to_proto(&decoded) != block {
+                return Err(malformed("parent light block is not canonically encoded"));
+            }
+            headers.push(decoded);
+        }
+        if headers.is_empty() && update.messages.is_empty() {
+            return Err(malformed("empty parent update"));
+        }
+        if !headers
+            .windows(2)
+            .all(|w| w[0].signed_header.header.height < w[1].signed_header.header.height)
+        {
+            return Err(malformed("parent headers are not in increasing height"));
+        }
+        Ok(Self {
+            headers,
+            messages: update.messages,
+        })
+    }
+
+    fn to_proto(&self) -> pb::ParentUpdate {
+        pb::ParentUpdate {
+            headers: self.headers.iter().map(light_block_to_proto).collect(),
+            messages: self.messages.clone(),
+        }
+    }
+}
+
+/// The wire form of a light block.
+pub fn light_block_to_proto(block: &LightBlock) -> pb::LightBlock {
+    let (signed_header, validators, next_validators) = block.encode();
+    pb::LightBlock {
+        signed_header,
+        validators,
+        next_validators,
+    }
 }
 
 fn malformed(why: impl Into<String>) -> TxError {
@@ -126,6 +187,7 @@ impl SystemTx {
                     certificate: certificate_from_proto(certified.certificate)?,
                 }
             }
+            Msg::ParentUpdate(update) => SystemTx::ParentUpdate(ParentUpdate::from_proto(update)?),
         };
         Ok(Some(tx))
     }
@@ -151,6 +213,7 @@ impl SystemTx {
                     certificate: Some(certificate_to_proto(certificate)),
                 }),
             }),
+            SystemTx::ParentUpdate(update) => Msg::ParentUpdate(update.to_proto()),
         };
         let body = pb::SystemTx { msg: Some(msg) }.encode_to_vec();
         [&[SYSTEM_TX_PREFIX][..], &body].concat()

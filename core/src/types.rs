@@ -50,6 +50,12 @@ impl SubnetId {
         &self.0
     }
 
+    /// The last segment of the path: the name under its parent (for a level-1 subnet, under
+    /// the gateway).
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
+
     /// The child `name` of this subnet.
     pub fn child(&self, name: &str) -> Result<SubnetId, ParseError> {
         format!("{}/{name}", self.0).parse()

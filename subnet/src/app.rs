@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::component::{ExecError, TxContext};
 use crate::components::checkpoints::{self, VoteError};
-use crate::components::{self, fees, registry};
+use crate::components::{self, fees, parent, registry};
 use crate::context::{
     BlockContext, BlockEffects, ExtendedCommit, ProposalInputs, ValidatorAddress,
 };
@@ -201,13 +201,16 @@ fn settle(
     }
 }
 
-/// Runs a system transaction in `state`: no fee and no nonce, its certificate is its authority.
+/// Runs a system transaction in `state`: no fee and no nonce, its certificate (or the
+/// parent's signed headers) is its authority. `block_time_unix_nanos` is `None` in the
+/// mempool, which does not know the next block's time; a parent update needs it.
 fn deliver_system(
     state: &mut StateDelta<'_>,
     store: &Store,
     system: &SystemTx,
     subnet: &SubnetId,
     height: u64,
+    block_time_unix_nanos: Option<i64>,
 ) -> Result<Delivery, StateError> {
     let mut fork = state.fork();
     let outcome = match system {
@@ -222,6 +225,10 @@ fn deliver_system(
             checkpoint,
             certificate,
         } => registry::accept_checkpoint(&mut fork, subnet, child, checkpoint, certificate, height),
+        SystemTx::ParentUpdate(update) => match block_time_unix_nanos {
+            Some(now) => parent::apply_update(&mut fork, subnet, update, now),
+            None => Err(TxError::ProposerOnly.into()),
+        },
     };
     let fork = fork.into_changes();
     settle(state, fork, outcome)
@@ -405,7 +412,7 @@ impl SubnetApp {
     fn check_system_tx(&self, raw: &[u8], subnet: &SubnetId) -> Result<TxResult, AppError> {
         let hash = tx::tx_hash(raw);
         let system = match SystemTx::decode(raw) {
-            Ok(Some(SystemTx::OwnCertificate { .. })) => {
+            Ok(Some(SystemTx::OwnCertificate { .. } | SystemTx::ParentUpdate(_))) => {
                 return Ok(TxResult::failed(hash, &TxError::ProposerOnly))
             }
             Ok(Some(system)) => system,
@@ -416,7 +423,7 @@ impl SubnetApp {
         let mut check_state = lock(&self.check_state);
         let admitted = std::mem::take(&mut *check_state);
         let mut mempool = StateDelta::with_writes(&*self.store, admitted);
-        let delivery = deliver_system(&mut mempool, &self.store, &system, subnet, height);
+        let delivery = deliver_system(&mut mempool, &self.store, &system, subnet, height, None);
         *check_state = mempool.into_changes();
         Ok(match delivery? {
             Delivery::Succeeded(events) => TxResult::succeeded(hash, events),
@@ -437,7 +444,7 @@ impl SubnetApp {
         let mut scratch = StateDelta::new(&*self.store);
         let height = self.next_height();
         Ok(
-            match deliver_system(&mut scratch, &self.store, system, subnet, height)? {
+            match deliver_system(&mut scratch, &self.store, system, subnet, height, None)? {
                 Delivery::Succeeded(_) => Ok(()),
                 Delivery::Refused(e) | Delivery::Failed(e) => Err(e),
             },
@@ -468,8 +475,9 @@ impl SubnetApp {
             total += raw.len();
             kept.push(raw);
         }
-        // Children's checkpoints are run against a scratch copy of state in proposal order,
-        // so only those that will be accepted (and each once) take space in the block.
+        // Children's checkpoints and parent updates are run against a scratch copy of state
+        // in proposal order, so only those that will be accepted (and each once) take space
+        // in the block.
         let mut scratch = StateDelta::new(&*self.store);
         let height = block.height;
         for raw in injected.chain(txs) {
@@ -478,8 +486,17 @@ impl SubnetApp {
             }
             let acceptable = if is_system(&raw) {
                 match SystemTx::decode(&raw) {
-                    Ok(Some(system @ SystemTx::ChildCheckpoint { .. })) => matches!(
-                        deliver_system(&mut scratch, &self.store, &system, subnet, height)?,
+                    Ok(Some(
+                        system @ (SystemTx::ChildCheckpoint { .. } | SystemTx::ParentUpdate(_)),
+                    )) => matches!(
+                        deliver_system(
+                            &mut scratch,
+                            &self.store,
+                            &system,
+                            subnet,
+                            height,
+                            Some(block.time_unix_nanos)
+                        )?,
                         Delivery::Succeeded(_)
                     ),
                     // Certificates of this subnet's own checkpoints come from the votes only.
@@ -533,7 +550,7 @@ impl SubnetApp {
                         )
                         .is_ok()
                 }
-                Ok(Some(SystemTx::ChildCheckpoint { .. })) => true,
+                Ok(Some(SystemTx::ChildCheckpoint { .. } | SystemTx::ParentUpdate(_))) => true,
                 Ok(None) | Err(_) => false,
             };
             if !valid {
@@ -621,9 +638,14 @@ impl SubnetApp {
             let delivery = match tx {
                 Err(e) => Delivery::Refused(e),
                 Ok(Verified::Signed(tx)) => deliver(&mut state, &tx, subnet, block.height)?,
-                Ok(Verified::System(system)) => {
-                    deliver_system(&mut state, &self.store, &system, subnet, block.height)?
-                }
+                Ok(Verified::System(system)) => deliver_system(
+                    &mut state,
+                    &self.store,
+                    &system,
+                    subnet,
+                    block.height,
+                    Some(block.time_unix_nanos),
+                )?,
             };
             let result = match delivery {
                 Delivery::Succeeded(events) => TxResult::succeeded(hash, events),

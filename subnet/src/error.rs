@@ -29,4 +29,6 @@ pub enum AppError {
     NothingToCommit,
     #[error("a block hash must be 32 bytes, got {0}")]
     BlockHash(usize),
+    #[error("height {asked} is not committed yet (the last committed height is {latest})")]
+    NotCommitted { asked: u64, latest: u64 },
 }

@@ -100,6 +100,17 @@ pub struct ParentAnchor {
     /// That header's hash, hex.
     #[serde(with = "hex_array")]
     pub trusted_hash: [u8; 32],
+    /// How long a trusted parent header may be used to verify the next one; keep it below the
+    /// time a parent validator needs to leave with its collateral. Default two weeks.
+    #[serde(default = "default_trusting_period_secs")]
+    pub trusting_period_secs: u64,
+}
+
+/// Two weeks, CometBFT's customary trusting period (two thirds of a three-week unbonding).
+pub const DEFAULT_TRUSTING_PERIOD_SECS: u64 = 14 * 24 * 3600;
+
+fn default_trusting_period_secs() -> u64 {
+    DEFAULT_TRUSTING_PERIOD_SECS
 }
 
 mod hex_array {

@@ -9,7 +9,7 @@ use jmt::storage::TreeReader;
 use ipsat_checkpoint::{Certificate, Checkpoint, CheckpointDomain};
 use ipsat_core::proof::key_hash;
 use ipsat_core::system::certificate_to_proto;
-use ipsat_core::{Address, Amount, SubnetId};
+use ipsat_core::{app_hash, Address, Amount, Hash32, SubnetId};
 
 use crate::components::accounts::{account_key, AccountRecord};
 use crate::components::checkpoints::{self, CutCheckpoints as _};
@@ -61,20 +61,47 @@ impl StateQuery {
                 proof: None,
             });
         }
+        let proof = self.proof(key, height, committed.state_root, committed.history_root)?;
+        Ok(Read {
+            value: proof.value.clone(),
+            height,
+            proof: Some(proof),
+        })
+    }
+
+    /// `key` as of the committed `height` (every height is kept), with its proof against that
+    /// height's app hash: what a child needs to import a parent's message against the app hash
+    /// of the parent's header at `height + 1`.
+    pub fn prove_at(&self, key: &[u8], height: u64) -> Result<pb::StateProof, AppError> {
+        let latest = self.store.committed()?.ok_or(AppError::NotInitialized)?;
+        if height > latest.height {
+            return Err(AppError::NotCommitted {
+                asked: height,
+                latest: latest.height,
+            });
+        }
+        let state_root = self.store.state_root(height)?;
+        let history_root = self.store.history_root(height)?;
+        self.proof(key, height, state_root, history_root)
+    }
+
+    fn proof(
+        &self,
+        key: &[u8],
+        height: u64,
+        state_root: Hash32,
+        history_root: Hash32,
+    ) -> Result<pb::StateProof, AppError> {
         let (value, proof) = self.store.get_with_proof(key, height)?;
         let jmt_proof = borsh::to_vec(&proof).map_err(|e| StoreError::Tree(e.to_string()))?;
-        Ok(Read {
-            value: value.clone(),
+        Ok(pb::StateProof {
             height,
-            proof: Some(pb::StateProof {
-                height,
-                key: key.to_vec(),
-                value,
-                jmt_proof,
-                state_root: committed.state_root.to_vec(),
-                history_root: committed.history_root.to_vec(),
-                app_hash: committed.app_hash.to_vec(),
-            }),
+            key: key.to_vec(),
+            value,
+            jmt_proof,
+            state_root: state_root.to_vec(),
+            history_root: history_root.to_vec(),
+            app_hash: app_hash(&state_root, &history_root).to_vec(),
         })
     }
 

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::{Checkpoint, HistoryNode};
+use ipsat_checkpoint::{Checkpoint, HistoryAccumulator, HistoryNode};
 use ipsat_core::proof::{key_hash, Blake3Hasher, StateProofJmt};
 use ipsat_core::Hash32;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
@@ -175,6 +175,30 @@ impl Store {
                 version,
             )
             .map_err(|e| StoreError::Tree(e.to_string()))
+    }
+
+    /// The state root of `version`.
+    pub fn state_root(&self, version: Version) -> Result<Hash32, StoreError> {
+        JellyfishMerkleTree::<_, Blake3Hasher>::new(self)
+            .get_root_hash(version)
+            .map(|root| root.0)
+            .map_err(|e| StoreError::Tree(e.to_string()))
+    }
+
+    /// The history root after block `height` (one leaf per block from genesis), rebuilt from
+    /// the stored peaks.
+    pub fn history_root(&self, height: u64) -> Result<Hash32, StoreError> {
+        let leaf_count = height + 1;
+        let peaks = ipsat_checkpoint::peak_positions(leaf_count)
+            .into_iter()
+            .map(|(level, index)| {
+                self.history_node(level, index)?
+                    .ok_or_else(|| corrupt("history node", "missing"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        HistoryAccumulator::from_parts(leaf_count, peaks)
+            .map(|history| history.root())
+            .map_err(|_| corrupt("history peaks", "shape"))
     }
 
     /// The value of `key` at `version` with a proof against that version's state root.

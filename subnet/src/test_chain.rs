@@ -12,13 +12,23 @@
 //! It stands in for CometBFT's consensus only (as Penumbra's `mock-consensus` does) so state
 //! machine tests are fast and deterministic; everything that involves consensus is also tested
 //! on real CometBFT networks in `node/tests/`.
+//!
+//! After each commit it also signs the height's CometBFT header, with the app hash of the
+//! height below as CometBFT's headers carry it, by every validator's real ed25519 key: a
+//! [`LightBlock`] that CometBFT's light client verifies, so a child can follow this chain as
+//! its parent ([`TestChain::light_block`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ipsat_checkpoint::BlsSecretKey;
+use ipsat_core::light::LightBlock;
 use ipsat_core::types::cometbft_address;
 use ipsat_core::{Address, Amount, Hash32};
+use tendermint::block::header::Version;
+use tendermint::block::signed_header::SignedHeader;
+use tendermint::block::{parts, Commit, CommitSig, Header, Height, Id as BlockId, Round};
+use tendermint::{validator, vote, AppHash, Hash, Time};
 
 use crate::context::{BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress};
 use crate::error::AppError;
@@ -35,13 +45,18 @@ const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
 const GENESIS_TIME_NANOS: i64 = 1_700_000_000_000_000_000;
 
 /// Nanoseconds between blocks in the test chain's clock.
-const BLOCK_INTERVAL_NANOS: i64 = 1_000_000_000;
+pub const BLOCK_INTERVAL_NANOS: i64 = 1_000_000_000;
+
+/// Each test validator's CometBFT voting power in the signed headers.
+const HEADER_POWER: u32 = 10;
 
 /// The keys of test validator `index` of a chain seeded `seed`: deterministic, so a test can
 /// write them into a genesis before the chain exists.
 #[derive(Debug, Clone)]
 pub struct TestKeys {
-    /// Its CometBFT ed25519 public key (arbitrary bytes: nothing here checks ed25519).
+    /// Its CometBFT ed25519 secret key, which signs the chain's headers.
+    pub cometbft_secret: [u8; 32],
+    /// Its CometBFT ed25519 public key.
     pub cometbft_key: [u8; 32],
     /// Its BLS checkpoint signing key.
     pub bls: BlsSecretKey,
@@ -61,8 +76,12 @@ impl TestKeys {
         };
         let mut account = [0u8; 20];
         account.copy_from_slice(&derive("account")[..20]);
+        let cometbft_secret = derive("cometbft");
         Self {
-            cometbft_key: derive("cometbft"),
+            cometbft_secret,
+            cometbft_key: ed25519_consensus::SigningKey::from(cometbft_secret)
+                .verification_key()
+                .to_bytes(),
             bls: BlsSecretKey::from_seed(&derive("bls")).expect("32 bytes of key material"),
             account: Address(account),
         }
@@ -107,7 +126,13 @@ pub struct TestValidator {
 /// A subnet of in-process validators; see the module documentation.
 pub struct TestChain {
     validators: Vec<TestValidator>,
+    keys: Vec<TestKeys>,
     last_commit: ExtendedCommit,
+    chain_id: String,
+    /// The time of the next block, in nanoseconds since the epoch.
+    next_time_unix_nanos: i64,
+    /// The signed header of every height, from 1.
+    light_blocks: Vec<LightBlock>,
 }
 
 /// A failure of the flow: an app error, or validators that disagree.
@@ -161,8 +186,10 @@ impl TestChain {
         app_state: &[u8],
     ) -> Result<Self, TestChainError> {
         let mut validators = Vec::with_capacity(count);
+        let mut all_keys = Vec::with_capacity(count);
         for i in 0..count {
             let keys = TestKeys::new(seed, i);
+            all_keys.push(keys.clone());
             let store = Store::open(&dir.join(format!("validator{i}")))
                 .map_err(|e| app_error(i)(e.into()))?;
             let store = Arc::new(store);
@@ -179,7 +206,11 @@ impl TestChain {
         }
         let chain = Self {
             validators,
+            keys: all_keys,
             last_commit: ExtendedCommit::default(),
+            chain_id: format!("test-{seed}"),
+            next_time_unix_nanos: GENESIS_TIME_NANOS + BLOCK_INTERVAL_NANOS,
+            light_blocks: Vec::new(),
         };
         chain.same_app_hash(0)?;
         Ok(chain)
@@ -188,6 +219,29 @@ impl TestChain {
     /// The validators, e.g. to query one.
     pub fn validators(&self) -> &[TestValidator] {
         &self.validators
+    }
+
+    /// The CometBFT chain id of the signed headers: `test-<seed>`.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The signed header of `height` with the validator sets, as CometBFT's RPC serves it.
+    pub fn light_block(&self, height: u64) -> Option<&LightBlock> {
+        let index = usize::try_from(height.checked_sub(1)?).ok()?;
+        self.light_blocks.get(index)
+    }
+
+    /// The time the next block will have, in nanoseconds since the epoch.
+    pub fn next_time_unix_nanos(&self) -> i64 {
+        self.next_time_unix_nanos
+    }
+
+    /// Moves this chain's clock so the next block has time `unix_nanos` (later blocks follow
+    /// one second apart), e.g. to keep a child's clock with its parent's or to let a trusting
+    /// period lapse. Block times never go backwards.
+    pub fn set_next_time(&mut self, unix_nanos: i64) {
+        self.next_time_unix_nanos = self.next_time_unix_nanos.max(unix_nanos);
     }
 
     /// The last committed height.
@@ -253,10 +307,12 @@ impl TestChain {
         edit: impl FnOnce(&mut Vec<Vec<u8>>),
     ) -> Result<CommittedBlock, TestChainError> {
         let height = self.height() + 1;
+        let app_hash_before = self.app_hash();
         let proposer = (height as usize) % self.validators.len();
+        let time_unix_nanos = self.next_time_unix_nanos;
         let mut context = BlockContext {
             height,
-            time_unix_nanos: GENESIS_TIME_NANOS + height as i64 * BLOCK_INTERVAL_NANOS,
+            time_unix_nanos,
             proposer: self.validators[proposer].address,
             block_hash: Vec::new(),
         };
@@ -318,6 +374,9 @@ impl TestChain {
             committed.get_or_insert(block);
         }
         self.same_app_hash(height)?;
+        let light_block = self.sign_header(&context, proposer, app_hash_before);
+        self.light_blocks.push(light_block);
+        self.next_time_unix_nanos = time_unix_nanos + BLOCK_INTERVAL_NANOS;
         self.last_commit = ExtendedCommit {
             round: 0,
             votes: self
@@ -333,6 +392,110 @@ impl TestChain {
                 .collect(),
         };
         Ok(committed.expect("a test chain has at least one validator"))
+    }
+
+    /// The validator set of the signed headers.
+    fn header_validators(&self) -> validator::Set {
+        let infos = self
+            .keys
+            .iter()
+            .map(|k| {
+                let key = tendermint::PublicKey::from_raw_ed25519(&k.cometbft_key)
+                    .expect("a derived ed25519 key is valid");
+                validator::Info::new(key, vote::Power::from(HEADER_POWER))
+            })
+            .collect();
+        validator::Set::without_proposer(infos)
+    }
+
+    /// The header of the block just committed, signed by every validator in a commit.
+    fn sign_header(&self, block: &BlockContext, proposer: usize, app_hash: Hash32) -> LightBlock {
+        let validators = self.header_validators();
+        let chain_id: tendermint::chain::Id =
+            self.chain_id.parse().expect("a test chain id is valid");
+        let time = Time::from_unix_timestamp(
+            block.time_unix_nanos.div_euclid(1_000_000_000),
+            block.time_unix_nanos.rem_euclid(1_000_000_000) as u32,
+        )
+        .expect("the test clock is in range");
+        let height = Height::try_from(block.height).expect("a test height is in range");
+        let digest = |tag: &[u8]| -> Hash {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(tag);
+            hasher.update(&block.block_hash);
+            Hash::Sha256(*hasher.finalize().as_bytes())
+        };
+        let last_block_id = self
+            .light_blocks
+            .last()
+            .map(|previous| previous.signed_header.commit.block_id);
+        let header = Header {
+            version: Version { block: 11, app: 0 },
+            chain_id: chain_id.clone(),
+            height,
+            time,
+            last_commit_hash: last_block_id.map(|_| digest(b"last_commit")),
+            last_block_id,
+            data_hash: Some(digest(b"data")),
+            validators_hash: validators.hash(),
+            next_validators_hash: validators.hash(),
+            consensus_hash: digest(b"consensus"),
+            app_hash: AppHash::try_from(app_hash.to_vec()).expect("32 bytes"),
+            last_results_hash: Some(digest(b"results")),
+            evidence_hash: Some(digest(b"evidence")),
+            proposer_address: tendermint::account::Id::new(cometbft_address(
+                &self.keys[proposer].cometbft_key,
+            )),
+        };
+        let block_id = BlockId {
+            hash: header.hash(),
+            part_set_header: parts::Header::new(1, digest(b"parts")).expect("one part"),
+        };
+        let signatures = validators
+            .validators()
+            .iter()
+            .enumerate()
+            .map(|(index, validator)| {
+                let keys = self
+                    .keys
+                    .iter()
+                    .find(|k| validator.address.as_bytes() == cometbft_address(&k.cometbft_key))
+                    .expect("every header validator is a test validator");
+                let vote = tendermint::Vote {
+                    vote_type: vote::Type::Precommit,
+                    height,
+                    round: Round::default(),
+                    block_id: Some(block_id),
+                    timestamp: Some(time),
+                    validator_address: validator.address,
+                    validator_index: vote::ValidatorIndex::try_from(index as u32)
+                        .expect("few validators"),
+                    signature: None,
+                    extension: Vec::new(),
+                    extension_signature: None,
+                };
+                let sign_bytes = vote.into_signable_vec(chain_id.clone());
+                let signature = ed25519_consensus::SigningKey::from(keys.cometbft_secret)
+                    .sign(&sign_bytes)
+                    .to_bytes();
+                CommitSig::BlockIdFlagCommit {
+                    validator_address: validator.address,
+                    timestamp: time,
+                    signature: tendermint::Signature::new(signature).expect("64 bytes"),
+                }
+            })
+            .collect();
+        let commit = Commit {
+            height,
+            round: Round::default(),
+            block_id,
+            signatures,
+        };
+        LightBlock {
+            signed_header: SignedHeader::new(header, commit).expect("the commit is for the header"),
+            validators: validators.clone(),
+            next_validators: validators,
+        }
     }
 
     /// Runs a height and returns each transaction's result code.

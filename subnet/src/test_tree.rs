@@ -3,7 +3,9 @@
 //! `SubnetCreate` and `SubnetJoin` transactions, the child's genesis is built from the
 //! parent's record exactly as `ipsat subnet init` builds it, and [`TestTree::deliver`] hands
 //! the child's certified checkpoints to the parent's proposers the way the delivery service
-//! does.
+//! does. Top-down, [`TestTree::parent_update`] builds what a child's proposer injects: the
+//! parent's newer signed headers and proofs of its queued messages, read from the parent the
+//! way a node reads them from the parent's API; nothing in it is trusted by the child.
 
 use std::path::Path;
 
@@ -13,6 +15,12 @@ use ipsat_core::{Address, Amount, SubnetId};
 use ipsat_proto::v1 as pb;
 use secp256k1::{PublicKey, Secp256k1, SecretKey};
 
+use ipsat_core::crossnet::top_down_key;
+use ipsat_core::system::ParentUpdate;
+use ipsat_core::SystemTx;
+
+use crate::components::parent;
+use crate::error::AppError;
 use crate::genesis::{FeeParams, Genesis, GenesisAccount, ParentAnchor};
 use crate::test_chain::{TestChain, TestChainError};
 
@@ -148,22 +156,92 @@ impl TestTree {
                 source,
             })?
             .expect("the child was just created");
+        let trusted = parent
+            .light_block(parent.height())
+            .expect("the parent signed every height");
         let anchor = ParentAnchor {
             subnet_id: spec.parent.clone(),
-            chain_id: "test-parent".into(),
+            chain_id: parent.chain_id().to_owned(),
             trusted_height: parent.height(),
-            trusted_hash: parent.app_hash(),
+            trusted_hash: match trusted.hash() {
+                tendermint::Hash::Sha256(bytes) => bytes,
+                tendermint::Hash::None => unreachable!("a signed header has a hash"),
+            },
+            trusting_period_secs: crate::genesis::DEFAULT_TRUSTING_PERIOD_SECS,
         };
         let genesis = Genesis::for_child(&subnet, anchor, FeeParams::default())
             .expect("the registry's record makes a valid genesis");
         let json = serde_json::to_vec(&genesis).expect("a genesis serialises");
-        let child = TestChain::new(&dir.join("child"), CHILD_SEED, spec.child_validators, &json)?;
+        let mut child =
+            TestChain::new(&dir.join("child"), CHILD_SEED, spec.child_validators, &json)?;
+        child.set_next_time(parent.next_time_unix_nanos());
         Ok(Self {
             parent,
             child,
             child_name: spec.child.clone(),
             accounts,
         })
+    }
+
+    /// What a child's proposer injects now: the parent's header the genesis trusts if the
+    /// child has not started its client yet, the parent's latest signed header if it is newer
+    /// than the trusted one, and proofs of every top-down message for the child the child has
+    /// not imported, as of the state that header's app hash commits to. `None` if there is
+    /// nothing new.
+    pub fn parent_update(&self) -> Result<Option<ParentUpdate>, AppError> {
+        let child_store = self.child.validators()[0].app.store();
+        let client = parent::client(child_store)?.ok_or(AppError::NotInitialized)?;
+        let light_block = |height: u64| {
+            self.parent
+                .light_block(height)
+                .cloned()
+                .ok_or(AppError::NotCommitted {
+                    asked: height,
+                    latest: self.parent.height(),
+                })
+        };
+        let mut headers = Vec::new();
+        if client.next_validators.is_empty() {
+            headers.push(light_block(client.height)?);
+        }
+        let latest = self.parent.height();
+        let mut trusted = client.height;
+        if latest > trusted {
+            headers.push(light_block(latest)?);
+            trusted = latest;
+        }
+        // A header's app hash commits to the state one height below it.
+        let proven_height = trusted - 1;
+        let query = &self.parent.validators()[0].query;
+        let mut messages = Vec::new();
+        for nonce in parent::next_top_down_nonce(child_store)?.. {
+            let proof = query.prove_at(&top_down_key(&self.child_name, nonce), proven_height)?;
+            if proof.value.is_none() {
+                break;
+            }
+            messages.push(proof);
+        }
+        if headers.is_empty() && messages.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ParentUpdate { headers, messages }))
+    }
+
+    /// Offers [`Self::parent_update`] to every child validator's next proposal and keeps the
+    /// child's clock level with the parent's; whether there was anything to offer.
+    pub fn relay_parent(&mut self) -> Result<bool, AppError> {
+        self.child.set_next_time(self.parent.next_time_unix_nanos());
+        let Some(update) = self.parent_update()? else {
+            return Ok(false);
+        };
+        let tx = SystemTx::ParentUpdate(update).encode();
+        for validator in self.child.validators() {
+            validator
+                .app
+                .proposal_inputs()
+                .offer("test-tree", "parent-update".into(), tx.clone());
+        }
+        Ok(true)
     }
 
     /// Queues, on every parent validator, the child's certified checkpoints the parent has

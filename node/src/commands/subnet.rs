@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ipsat_core::{Address, Amount};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
-use ipsat_subnet::genesis::ParentAnchor;
+use ipsat_subnet::genesis::{ParentAnchor, DEFAULT_TRUSTING_PERIOD_SECS};
 use ipsat_subnet::{FeeParams, Genesis};
 use serde_json::json;
 
@@ -328,6 +328,7 @@ async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Re
             .as_slice()
             .try_into()
             .context("the parent block hash is not 32 bytes")?,
+        trusting_period_secs: DEFAULT_TRUSTING_PERIOD_SECS,
     };
     let genesis = Genesis::for_child(&subnet, anchor, FeeParams::default())?;
     let keys = child_home::ensure_keys(&args.validator_home, &args.cometbft)?;

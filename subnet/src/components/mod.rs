@@ -2,8 +2,10 @@
 
 pub mod accounts;
 pub mod checkpoints;
+pub mod crossnet;
 pub mod fees;
 pub mod keyspaces;
+pub mod parent;
 pub mod registry;
 
 use ipsat_core::Action;
@@ -12,12 +14,22 @@ use crate::component::{ActionHandler, Component};
 
 pub use accounts::Accounts;
 pub use checkpoints::Checkpoints;
+pub use crossnet::Crossnet;
 pub use fees::Fees;
 pub use keyspaces::Keyspaces;
+pub use parent::Parent;
 pub use registry::Registry;
 
 /// Every component, in the fixed order of `init_chain`, `begin_block` and `end_block`.
-pub const ALL: &[&dyn Component] = &[&Accounts, &Fees, &Keyspaces, &Registry, &Checkpoints];
+pub const ALL: &[&dyn Component] = &[
+    &Accounts,
+    &Fees,
+    &Keyspaces,
+    &Registry,
+    &Checkpoints,
+    &Crossnet,
+    &Parent,
+];
 
 /// The handler of `action`: the only place that knows which component owns which message.
 pub fn handler(action: &Action) -> &dyn ActionHandler {
@@ -30,5 +42,6 @@ pub fn handler(action: &Action) -> &dyn ActionHandler {
         Action::SubnetJoin(join) => join,
         Action::SubnetLeave(leave) => leave,
         Action::SubnetKill(kill) => kill,
+        Action::Fund(fund) => fund,
     }
 }
