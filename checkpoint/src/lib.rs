@@ -4,7 +4,8 @@
 //! its digest is the contract's), the **BLS12-381 keys, signatures and quorum certificates**
 //! that certify it, and the **history accumulator**: a Merkle mountain range over every
 //! block's `(height, state_root)`, whose root a subnet commits to in its app hash and in its
-//! checkpoints, so any past state is provable from any later commitment.
+//! checkpoints, so any past state is provable from any later commitment. It also owns the
+//! tree of bottom-up releases a checkpoint commits to ([`cross_msgs`]).
 //!
 //! This crate has no storage, no networking and no clock, and must not depend on the state
 //! machine or the node: callers persist what it returns and hand it back.
@@ -12,6 +13,7 @@
 pub mod bls;
 pub mod certificate;
 pub mod checkpoint;
+pub mod cross_msgs;
 mod history;
 
 pub use bls::{BlsError, BlsPublicKey, BlsSecretKey, BlsSignature};

@@ -48,6 +48,8 @@ pub enum Action {
     SubnetKill(SubnetKill),
     /// Lock value for a child subnet, which mints it.
     Fund(Fund),
+    /// Burn value here, paid in the parent once a checkpoint carries it there.
+    Release(Release),
 }
 
 impl TryFrom<Msg> for Action {
@@ -68,6 +70,10 @@ impl TryFrom<Msg> for Action {
                 subnet: child_name(m.subnet)?,
             }),
             Msg::Fund(m) => Action::Fund(m.try_into()?),
+            Msg::Release(m) => Action::Release(Release {
+                recipient: address(&m.recipient, "recipient")?,
+                amount: positive_amount(&m.amount, "a release")?,
+            }),
         })
     }
 }
@@ -107,6 +113,15 @@ fn positive_amount(text: &str, what: &str) -> Result<Amount, TxError> {
         )));
     }
     Ok(amount)
+}
+
+/// Value burned in this subnet for `recipient` in the parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Who is paid in the parent.
+    pub recipient: Address,
+    /// More than zero.
+    pub amount: Amount,
 }
 
 /// Value locked in this subnet for a child, minted there to `recipient`.

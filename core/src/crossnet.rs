@@ -7,6 +7,10 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
+/// Most releases one checkpoint carries, so a checkpoint with its releases always fits in one
+/// system transaction (about 70 bytes each).
+pub const MAX_RELEASES_PER_CHECKPOINT: u64 = 512;
+
 /// A message the parent queued for a child, imported there in nonce order.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum TopDownMessage {

@@ -117,6 +117,11 @@ pub enum TxError {
     TopDownOutOfOrder { expected: u64, got: u64 },
     #[error("top-down message not proven: {0}")]
     TopDownProof(String),
+    #[error(
+        "the next checkpoint already carries {max} releases: release again after the next \
+         checkpoint height"
+    )]
+    ReleaseQueueFull { max: u64 },
 }
 
 impl TxError {
@@ -159,6 +164,7 @@ impl TxError {
             TxError::ParentClientExpired { .. } => 302,
             TxError::TopDownOutOfOrder { .. } => 303,
             TxError::TopDownProof(_) => 304,
+            TxError::ReleaseQueueFull { .. } => 400,
         }
     }
 
@@ -201,6 +207,7 @@ impl TxError {
             TxError::ParentClientExpired { .. } => "parent_client_expired",
             TxError::TopDownOutOfOrder { .. } => "top_down_out_of_order",
             TxError::TopDownProof(_) => "top_down_proof",
+            TxError::ReleaseQueueFull { .. } => "release_queue_full",
         }
     }
 }

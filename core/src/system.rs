@@ -5,6 +5,7 @@
 //! signed `Tx` can never start with `0x00` (protobuf has no field 0), so the two never
 //! collide. Like signed transactions, only the canonical encoding is accepted.
 
+use ipsat_checkpoint::cross_msgs::{releases_root, Release};
 use ipsat_checkpoint::{BlsSignature, Certificate, Checkpoint};
 use ipsat_proto::v1::{self as pb, system_tx::Msg};
 use prost::Message as _;
@@ -12,7 +13,7 @@ use prost::Message as _;
 use crate::error::TxError;
 use crate::light::LightBlock;
 use crate::tx::MAX_TX_BYTES;
-use crate::types::is_valid_name;
+use crate::types::{is_valid_name, Address, Amount};
 
 /// The first byte of every system transaction.
 pub const SYSTEM_TX_PREFIX: u8 = 0x00;
@@ -35,6 +36,8 @@ pub enum SystemTx {
         checkpoint: Box<Checkpoint>,
         /// Its certificate.
         certificate: Certificate,
+        /// The releases under its `cross_msgs_root`, which they were checked to match.
+        releases: Vec<Release>,
     },
     /// Newer headers of this subnet's parent and top-down messages proven against them.
     ParentUpdate(ParentUpdate),
@@ -86,6 +89,50 @@ impl ParentUpdate {
             messages: self.messages.clone(),
         }
     }
+}
+
+/// The wire form of a release.
+pub fn release_to_proto(release: &Release) -> pb::CrossRelease {
+    pb::CrossRelease {
+        recipient: release.recipient.to_vec(),
+        amount: Amount::from_atto(release.amount).to_string(),
+        nonce: release.nonce,
+    }
+}
+
+/// The releases `wire` carries for `checkpoint`: well formed, in consecutive nonce order, as
+/// many as the checkpoint counts and hashing to its `cross_msgs_root`.
+fn releases_of(
+    checkpoint: &Checkpoint,
+    wire: &[pb::CrossRelease],
+) -> Result<Vec<Release>, TxError> {
+    let releases = wire
+        .iter()
+        .map(|r| {
+            Ok(Release {
+                recipient: Address::from_slice(&r.recipient)
+                    .map_err(|_| malformed("release recipient must be 20 bytes"))?
+                    .0,
+                amount: r
+                    .amount
+                    .parse::<Amount>()
+                    .map_err(|_| TxError::InvalidAmount(format!("release amount {:?}", r.amount)))?
+                    .atto(),
+                nonce: r.nonce,
+            })
+        })
+        .collect::<Result<Vec<_>, TxError>>()?;
+    if !releases.windows(2).all(|w| w[1].nonce == w[0].nonce + 1) {
+        return Err(malformed("releases are not in consecutive nonce order"));
+    }
+    if releases.len() as u64 != checkpoint.cross_msgs_count
+        || releases_root(&releases) != checkpoint.cross_msgs_root
+    {
+        return Err(malformed(
+            "the releases do not match the checkpoint's cross_msgs_root and count",
+        ));
+    }
+    Ok(releases)
 }
 
 /// The wire form of a light block.
@@ -145,6 +192,7 @@ impl SystemTx {
         }
         Ok(SystemTx::ChildCheckpoint {
             subnet: subnet.to_owned(),
+            releases: releases_of(&parsed, &checkpoint.releases)?,
             checkpoint: Box::new(parsed),
             certificate: certificate_from_proto(checkpoint.certificate.clone())?,
         })
@@ -183,6 +231,7 @@ impl SystemTx {
                     .map_err(|e| malformed(e.to_string()))?;
                 SystemTx::ChildCheckpoint {
                     subnet: child.subnet,
+                    releases: releases_of(&checkpoint, &child.releases)?,
                     checkpoint,
                     certificate: certificate_from_proto(certified.certificate)?,
                 }
@@ -206,12 +255,14 @@ impl SystemTx {
                 subnet,
                 checkpoint,
                 certificate,
+                releases,
             } => Msg::ChildCheckpoint(pb::ChildCheckpoint {
                 subnet: subnet.clone(),
                 checkpoint: Some(pb::CertifiedCheckpoint {
                     checkpoint: checkpoint.abi_encode().to_vec(),
                     certificate: Some(certificate_to_proto(certificate)),
                 }),
+                releases: releases.iter().map(release_to_proto).collect(),
             }),
             SystemTx::ParentUpdate(update) => Msg::ParentUpdate(update.to_proto()),
         };
@@ -287,6 +338,7 @@ mod tests {
                 previous: CheckpointHash::default(),
             }),
             certificate: certificate(),
+            releases: Vec::new(),
         };
         for tx in [own, child] {
             let raw = tx.encode();
@@ -297,6 +349,41 @@ mod tests {
             assert!(SystemTx::decode(&padded).is_err());
         }
         assert_eq!(SystemTx::decode(&[0x0a, 0x00]), Ok(None));
+
+        // Releases must be exactly those under the checkpoint's root, in nonce order.
+        let releases: Vec<Release> = (0..3)
+            .map(|nonce| Release {
+                recipient: [7; 20],
+                amount: 10 + u128::from(nonce),
+                nonce,
+            })
+            .collect();
+        let with_releases = |carried: Vec<Release>| SystemTx::ChildCheckpoint {
+            subnet: "beta".into(),
+            checkpoint: Box::new(Checkpoint {
+                subnet: SubnetHash::of_path("/r33/alpha/beta"),
+                height: 5,
+                block_hash: [1; 32],
+                state_root: [2; 32],
+                history_root: [3; 32],
+                cross_msgs_root: releases_root(&releases),
+                cross_msgs_count: 3,
+                next_validator_set_hash: ValidatorSetHash([4; 32]),
+                configuration_number: 3,
+                previous: CheckpointHash::default(),
+            }),
+            certificate: certificate(),
+            releases: carried,
+        };
+        let honest = with_releases(releases.clone());
+        assert_eq!(SystemTx::decode(&honest.encode()), Ok(Some(honest)));
+        let mut inflated = releases.clone();
+        inflated[1].amount += 1;
+        let mut reordered = releases.clone();
+        reordered.swap(0, 1);
+        for carried in [inflated, reordered, releases[..2].to_vec(), Vec::new()] {
+            assert!(SystemTx::decode(&with_releases(carried).encode()).is_err());
+        }
         assert!(SystemTx::decode(&[SYSTEM_TX_PREFIX]).is_err());
     }
 

@@ -258,6 +258,7 @@ mod tests {
             subnet,
             checkpoint,
             mut certificate,
+            releases,
         })) = SystemTx::decode(&first)
         else {
             panic!("a delivery decodes");
@@ -267,6 +268,7 @@ mod tests {
             subnet,
             checkpoint,
             certificate,
+            releases,
         }
         .encode();
         assert_eq!(judge_now(&forged, "beta"), reject);

@@ -9,6 +9,7 @@
 
 use alloy::primitives::{keccak256, B256};
 use alloy::sol_types::SolValue;
+use ipsat_checkpoint::cross_msgs;
 
 use crate::contract::IpsatGateway::Release;
 
@@ -18,57 +19,26 @@ pub fn release_leaf(release: &Release) -> B256 {
     keccak256(keccak256(release.abi_encode()))
 }
 
-fn hash_pair(a: B256, b: B256) -> B256 {
-    if a <= b {
-        keccak256([a.as_slice(), b.as_slice()].concat())
-    } else {
-        keccak256([b.as_slice(), a.as_slice()].concat())
-    }
-}
-
-/// The level above `level`: pairs hashed, an odd last node promoted.
-fn next_level(level: &[B256]) -> Vec<B256> {
-    level
-        .chunks(2)
-        .map(|pair| match pair {
-            [a, b] => hash_pair(*a, *b),
-            [a] => *a,
-            _ => unreachable!("chunks(2) yields one or two"),
-        })
-        .collect()
+fn words(leaves: &[B256]) -> Vec<[u8; 32]> {
+    leaves.iter().map(|leaf| leaf.0).collect()
 }
 
 /// Root of `leaves`; `B256::ZERO` for none.
 pub fn root(leaves: &[B256]) -> B256 {
-    if leaves.is_empty() {
-        return B256::ZERO;
-    }
-    let mut level = leaves.to_vec();
-    while level.len() > 1 {
-        level = next_level(&level);
-    }
-    level[0]
+    B256::from(cross_msgs::root(&words(leaves)))
 }
 
 /// The sibling path of leaf `index`.
-pub fn proof(leaves: &[B256], mut index: usize) -> Vec<B256> {
-    let mut path = Vec::new();
-    let mut level = leaves.to_vec();
-    while level.len() > 1 {
-        let sibling = index ^ 1;
-        if sibling < level.len() {
-            path.push(level[sibling]);
-        }
-        level = next_level(&level);
-        index /= 2;
-    }
-    path
+pub fn proof(leaves: &[B256], index: usize) -> Vec<B256> {
+    cross_msgs::proof(&words(leaves), index)
+        .into_iter()
+        .map(B256::from)
+        .collect()
 }
 
 /// Folds `path` onto `leaf`, as the contract's `processProof` does.
 pub fn process_proof(leaf: B256, path: &[B256]) -> B256 {
-    path.iter()
-        .fold(leaf, |acc, sibling| hash_pair(acc, *sibling))
+    B256::from(cross_msgs::process_proof(leaf.0, &words(path)))
 }
 
 /// Depth of the gateway's blocktree (its `BLOCKTREE_DEPTH`): at most 2^16 level-1 subnets.
@@ -164,6 +134,22 @@ mod tests {
             more.resize(n + 40, B256::ZERO);
             assert_eq!(blocktree_root(&more), root);
         }
+    }
+
+    /// The subnets compute the same release leaves as the contract's encoding here.
+    #[test]
+    fn release_leaves_match_the_subnets() {
+        let release = Release {
+            recipient: alloy::primitives::Address::repeat_byte(0x42),
+            amount: alloy::primitives::U256::from(123_456_789u64),
+            nonce: 7,
+        };
+        let ours = cross_msgs::Release {
+            recipient: [0x42; 20],
+            amount: 123_456_789,
+            nonce: 7,
+        };
+        assert_eq!(release_leaf(&release).0, ours.leaf());
     }
 
     #[test]

@@ -224,7 +224,16 @@ fn deliver_system(
             subnet: child,
             checkpoint,
             certificate,
-        } => registry::accept_checkpoint(&mut fork, subnet, child, checkpoint, certificate, height),
+            releases,
+        } => registry::accept_checkpoint(
+            &mut fork,
+            subnet,
+            child,
+            checkpoint,
+            certificate,
+            releases,
+            height,
+        ),
         SystemTx::ParentUpdate(update) => match block_time_unix_nanos {
             Some(now) => parent::apply_update(&mut fork, subnet, update, now),
             None => Err(TxError::ProposerOnly.into()),

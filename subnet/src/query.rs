@@ -6,9 +6,10 @@ use std::sync::Arc;
 use ipsat_proto::v1 as pb;
 use jmt::storage::TreeReader;
 
+use ipsat_checkpoint::cross_msgs::Release;
 use ipsat_checkpoint::{Certificate, Checkpoint, CheckpointDomain};
 use ipsat_core::proof::key_hash;
-use ipsat_core::system::certificate_to_proto;
+use ipsat_core::system::{certificate_to_proto, release_to_proto};
 use ipsat_core::{app_hash, Address, Amount, Hash32, SubnetId};
 
 use crate::components::accounts::{account_key, AccountRecord};
@@ -204,12 +205,14 @@ pub fn subnet_to_proto(id: &SubnetId, name: &str, record: &ChildRecord) -> pb::S
 }
 
 /// The API's form of a checkpoint of `subnet`, with its certificate and the height that
-/// recorded it once it has one.
+/// recorded it once it has one, and the releases it carries when they are known here (a
+/// subnet's own checkpoints).
 pub fn checkpoint_to_proto(
     subnet: &SubnetId,
     checkpoint: &Checkpoint,
     certified: Option<(&Certificate, u64)>,
     domain: &CheckpointDomain,
+    releases: &[Release],
 ) -> pb::Checkpoint {
     pb::Checkpoint {
         subnet_id: subnet.to_string(),
@@ -227,6 +230,7 @@ pub fn checkpoint_to_proto(
         certificate: certified.map(|(certificate, _)| certificate_to_proto(certificate)),
         abi: checkpoint.abi_encode().to_vec(),
         recorded_at: certified.map_or(0, |(_, at)| at),
+        releases: releases.iter().map(release_to_proto).collect(),
     }
 }
 
@@ -296,6 +300,7 @@ impl StateQuery {
         };
         let id = self.own_id()?;
         let domain = params.domain();
+        let releases = checkpoints::checkpoint_releases(store, height)?;
         if let Some(stored) = checkpoints::certified(store, height)? {
             let (checkpoint, certificate) = stored.decode()?;
             response.checkpoint = Some(checkpoint_to_proto(
@@ -303,9 +308,10 @@ impl StateQuery {
                 &checkpoint,
                 Some((&certificate, stored.recorded_at)),
                 &domain,
+                &releases,
             ));
         } else if let Some(cut) = store.cut_checkpoint(height)? {
-            response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain));
+            response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain, &releases));
         }
         Ok(response)
     }
@@ -340,11 +346,13 @@ impl StateQuery {
             detail: e.to_string(),
         })?;
         let domain = CheckpointDomain::subnet_parent(id.root_chain_id());
+        // The parent pays a child's releases but keeps only their effects, not the list.
         response.checkpoint = Some(checkpoint_to_proto(
             &child,
             &checkpoint,
             Some((&certificate, stored.recorded_at)),
             &domain,
+            &[],
         ));
         Ok(response)
     }
@@ -357,17 +365,12 @@ impl StateQuery {
         };
         let (checkpoint, certificate) = stored.decode()?;
         let id = self.own_id()?;
-        let name = id
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
         Ok(Some(
             ipsat_core::SystemTx::ChildCheckpoint {
-                subnet: name,
+                subnet: id.name().to_owned(),
                 checkpoint: Box::new(checkpoint),
                 certificate,
+                releases: checkpoints::checkpoint_releases(&*self.store, height)?,
             }
             .encode(),
         ))

@@ -183,6 +183,14 @@ impl TestTree {
         })
     }
 
+    /// The child's path.
+    pub fn child_id(&self) -> SubnetId {
+        self.accounts
+            .subnet
+            .child(&self.child_name)
+            .expect("the child's name was valid at creation")
+    }
+
     /// What a child's proposer injects now: the parent's header the genesis trusts if the
     /// child has not started its client yet, the parent's latest signed header if it is newer
     /// than the trusted one, and proofs of every top-down message for the child the child has

@@ -373,6 +373,7 @@ fn submit(name: &str, checkpoint: &Checkpoint, certificate: &Certificate) -> Vec
         subnet: name.into(),
         checkpoint: Box::new(checkpoint.clone()),
         certificate: certificate.clone(),
+        releases: Vec::new(),
     }
     .encode()
 }

@@ -266,3 +266,146 @@ fn a_lapsed_trusting_period_stops_imports_loudly() {
     assert!(block.tx_results.is_empty());
     assert_eq!(client(&tree), started);
 }
+
+const RBTC: u128 = 1_000_000_000_000_000_000;
+const FEE: u128 = 100_000_000_000_000;
+
+/// A transaction in the child signed by `key` with `nonce`.
+fn child_tx(tree: &TestTree, key: &secp256k1::SecretKey, nonce: u64, msg: Msg) -> Vec<u8> {
+    let child: SubnetId = tree.child_id();
+    let body = pb::TxBody {
+        subnet_id: child.to_string(),
+        from: ipsat_subnet::test_tree::address(key).as_bytes().to_vec(),
+        nonce,
+        fee: FEE.to_string(),
+        msg: Some(msg),
+    };
+    ipsat_core::tx::sign(key, &child, &body)
+}
+
+fn parent_balance(tree: &TestTree, who: Address) -> Amount {
+    accounts::account(tree.parent.validators()[0].app.store(), &who)
+        .unwrap()
+        .balance()
+}
+
+/// Runs child blocks (relaying the parent each time) until its checkpoint at `height` is
+/// certified, then delivers it and runs a parent block.
+fn checkpoint_to_parent(tree: &mut TestTree, height: u64) {
+    while ipsat_subnet::components::checkpoints::last_certified(
+        tree.child.validators()[0].app.store(),
+    )
+    .unwrap()
+        < height
+    {
+        tree.relay_parent().unwrap();
+        tree.child.block(&[]).unwrap();
+    }
+    assert!(tree.deliver() > 0);
+    tree.parent.block(&[]).unwrap();
+}
+
+/// Value goes down and comes back up: a deposit minted in the child, a transfer there, a
+/// release burned in the child and paid in the parent when the checkpoint carrying it is
+/// accepted; every step keeps the child's supply equal to what the parent holds for it.
+#[test]
+fn a_release_is_burned_in_the_child_and_paid_in_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = tree(dir.path());
+    let alice_key = secp256k1::SecretKey::from_slice(&[0xa1; 32]).unwrap();
+    let alice = ipsat_subnet::test_tree::address(&alice_key);
+    let carol = Address([0xc0; 20]);
+    let bob = Address([0xb0; 20]);
+    fund(&mut tree, alice, 5 * RBTC);
+    tree.parent.block(&[]).unwrap();
+    tree.relay_parent().unwrap();
+    tree.child.block(&[]).unwrap();
+    assert_eq!(child_balance(&tree, alice), Amount::from_atto(5 * RBTC));
+
+    let transfer = child_tx(
+        &tree,
+        &alice_key,
+        0,
+        Msg::Transfer(pb::Transfer {
+            to: carol.as_bytes().to_vec(),
+            amount: RBTC.to_string(),
+        }),
+    );
+    let release = child_tx(
+        &tree,
+        &alice_key,
+        1,
+        Msg::Release(pb::Release {
+            recipient: bob.as_bytes().to_vec(),
+            amount: (2 * RBTC).to_string(),
+        }),
+    );
+    let block = tree.child.block(&[transfer, release]).unwrap();
+    assert!(
+        block.tx_results.iter().all(|r| r.code == 0),
+        "{:?}",
+        block.tx_results
+    );
+    let store = tree.child.validators()[0].app.store();
+    assert_eq!(
+        parent::released(store).unwrap(),
+        Amount::from_atto(2 * RBTC)
+    );
+    assert_eq!(child_balance(&tree, carol), Amount::from_atto(RBTC));
+    // Not paid before the checkpoint carrying it is accepted.
+    assert_eq!(parent_balance(&tree, bob), Amount::ZERO);
+    assert_eq!(locked(&tree), Amount::from_atto(5 * RBTC));
+
+    let next_checkpoint = {
+        let period = 5;
+        (tree.child.height() / period + 1) * period
+    };
+    checkpoint_to_parent(&mut tree, next_checkpoint);
+    let served = tree.child.validators()[0]
+        .query
+        .own_checkpoint(next_checkpoint)
+        .unwrap()
+        .checkpoint
+        .unwrap();
+    assert_eq!(
+        served.cross_msgs_count, 1,
+        "the checkpoint carries the release"
+    );
+    assert_eq!(served.releases[0].recipient, bob.as_bytes().to_vec());
+    assert_eq!(parent_balance(&tree, bob), Amount::from_atto(2 * RBTC));
+    assert_eq!(locked(&tree), Amount::from_atto(3 * RBTC));
+    assert_eq!(
+        crossnet::next_release_to_pay(tree.parent.validators()[0].app.store(), CHILD).unwrap(),
+        1
+    );
+    // The child's supply (minted minus released) is what the parent still holds for it.
+    let store = tree.child.validators()[0].app.store();
+    let supply = parent::minted(store)
+        .unwrap()
+        .checked_sub(parent::released(store).unwrap())
+        .unwrap();
+    assert_eq!(supply, locked(&tree));
+
+    // A later checkpoint carries nothing new and pays nothing twice.
+    checkpoint_to_parent(&mut tree, next_checkpoint + 5);
+    assert_eq!(parent_balance(&tree, bob), Amount::from_atto(2 * RBTC));
+    assert_eq!(locked(&tree), Amount::from_atto(3 * RBTC));
+}
+
+/// A subnet without a parent has nothing to release to.
+#[test]
+fn a_root_subnet_refuses_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = tree(dir.path());
+    let release = tree.accounts.signed(
+        1,
+        Msg::Release(pb::Release {
+            recipient: vec![1; 20],
+            amount: "1".into(),
+        }),
+    );
+    assert_eq!(
+        tree.parent.block_codes(&[release]).unwrap(),
+        [TxError::NoParent.code()]
+    );
+}

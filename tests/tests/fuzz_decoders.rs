@@ -119,6 +119,7 @@ fn system_transactions() {
             subnet: "beta".into(),
             checkpoint: Box::new(checkpoint()),
             certificate: certificate(),
+            releases: Vec::new(),
         }
         .encode(),
     ];

@@ -4,7 +4,9 @@
 //! Keys: `c/params` -> [`Params`]; `c/set` -> the signing set (registry [`Member`]s, sorted by
 //! address); `c/next` -> the height of the oldest checkpoint without a certificate;
 //! `c/cert/<height be>` -> a certified checkpoint ([`StoredCheckpoint`]); `c/last` -> the
-//! height of the latest certified one; `c/parent` -> the parent anchor from genesis.
+//! height of the latest certified one; `c/parent` -> the parent anchor from genesis;
+//! `c/rfrom` -> the nonce of the first release no checkpoint carries yet; `c/rel/<height be>`
+//! -> the range of release nonces the checkpoint at that height carries.
 //!
 //! The timeline of checkpoint `C` (a multiple of the period): FinalizeBlock(C) cuts it from
 //! the block's roots and the app keeps it outside the state tree ([`CutCheckpoints`]), since
@@ -17,6 +19,7 @@
 use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use ipsat_checkpoint::cross_msgs::{releases_root, Release};
 use ipsat_checkpoint::{
     is_quorum, BlsSecretKey, BlsSignature, Certificate, Checkpoint, CheckpointDigest,
     CheckpointDomain, CheckpointHash,
@@ -25,8 +28,9 @@ use ipsat_core::types::cometbft_address;
 use ipsat_core::{CheckpointVote, SubnetId, SystemTx, TxError};
 
 use crate::component::{Component, ExecError};
+use crate::components::parent;
 use crate::components::registry::{self, Member};
-use crate::context::{ExtendedCommit, ValidatorAddress};
+use crate::context::{BlockContext, BlockEffects, ExtendedCommit, ValidatorAddress};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::{Genesis, ParentAnchor};
 use crate::Event;
@@ -39,6 +43,34 @@ const SET_KEY: &[u8] = b"c/set";
 const NEXT_KEY: &[u8] = b"c/next";
 const LAST_KEY: &[u8] = b"c/last";
 const PARENT_KEY: &[u8] = b"c/parent";
+const FIRST_UNCOVERED_RELEASE_KEY: &[u8] = b"c/rfrom";
+
+fn releases_key(height: u64) -> Vec<u8> {
+    [b"c/rel/".as_slice(), &height.to_be_bytes()].concat()
+}
+
+/// The nonce of the first release no checkpoint carries yet.
+pub fn first_uncovered_release(state: &impl StateRead) -> Result<u64, StateError> {
+    Ok(state.get(FIRST_UNCOVERED_RELEASE_KEY)?.unwrap_or_default())
+}
+
+/// The releases the checkpoint at `height` carries, in nonce order (none if it cut none).
+pub fn checkpoint_releases(
+    state: &impl StateRead,
+    height: u64,
+) -> Result<Vec<Release>, StateError> {
+    let Some((from, to)) = state.get::<(u64, u64)>(&releases_key(height))? else {
+        return Ok(Vec::new());
+    };
+    (from..to)
+        .map(|nonce| {
+            parent::release(state, nonce)?.ok_or_else(|| StateError::Corrupt {
+                key: format!("release {nonce}"),
+                detail: "a checkpoint carries a release that was never made".into(),
+            })
+        })
+        .collect()
+}
 
 /// The state key of the certified checkpoint at `height`.
 pub fn certified_key(height: u64) -> Vec<u8> {
@@ -204,6 +236,27 @@ impl Component for Checkpoints {
         state.put(NEXT_KEY.to_vec(), &checkpoints.period);
         Ok(())
     }
+
+    /// At a checkpoint height, hands every release made since the last one to this
+    /// checkpoint.
+    fn end_block(
+        &self,
+        state: &mut StateDelta<'_>,
+        block: &BlockContext,
+        _effects: &mut BlockEffects,
+    ) -> Result<(), StateError> {
+        let Some(params) = params(state)? else {
+            return Ok(());
+        };
+        if block.height == 0 || !block.height.is_multiple_of(params.period) {
+            return Ok(());
+        }
+        let from = first_uncovered_release(state)?;
+        let to = parent::next_release_nonce(state)?;
+        state.put(releases_key(block.height), &(from, to));
+        state.put(FIRST_UNCOVERED_RELEASE_KEY.to_vec(), &to);
+        Ok(())
+    }
 }
 
 /// A checkpoint due at a block, waiting for the block's hash and roots.
@@ -251,14 +304,15 @@ pub fn due(
             })?,
         None => CheckpointHash::default(),
     };
+    let releases = checkpoint_releases(state, height)?;
     Ok(Some(DueCheckpoint(Checkpoint {
         subnet: subnet.hash(),
         height,
         block_hash: [0; 32],
         state_root: [0; 32],
         history_root: [0; 32],
-        cross_msgs_root: [0; 32],
-        cross_msgs_count: 0,
+        cross_msgs_root: releases_root(&releases),
+        cross_msgs_count: releases.len() as u64,
         next_validator_set_hash: registry::set_hash(&signing_set(state)?),
         configuration_number: params.configuration_number,
         previous,

@@ -2,13 +2,18 @@
 //! (`Fund`) and the queue of top-down messages each child imports with proofs against this
 //! subnet's signed state ([`ipsat_core::crossnet`] defines the queue's keys and encoding).
 //!
+//! Bottom-up, the releases a child's accepted checkpoint carries are paid here from the
+//! child's lock, each once, in nonce order.
+//!
 //! Keys: `x/locked/<child>` -> u128, the value locked here for the child, which backs the
 //! child's whole supply; `x/tdn/<child>` -> u64, the nonce of the child's next top-down
-//! message; `x/td/<child>/<nonce>` -> the message.
+//! message; `x/td/<child>/<nonce>` -> the message; `x/brn/<child>` -> u64, the nonce of the
+//! child's next release to pay.
 
+use ipsat_checkpoint::cross_msgs::Release;
 use ipsat_core::action::Fund;
 use ipsat_core::crossnet::{top_down_key, TopDownMessage};
-use ipsat_core::{Amount, TxError};
+use ipsat_core::{Address, Amount, TxError};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
 use crate::components::accounts;
@@ -31,6 +36,58 @@ fn locked_key(child: &str) -> Vec<u8> {
 
 fn next_nonce_key(child: &str) -> Vec<u8> {
     format!("x/tdn/{child}").into_bytes()
+}
+
+fn next_release_key(child: &str) -> Vec<u8> {
+    format!("x/brn/{child}").into_bytes()
+}
+
+/// The nonce of `child`'s next release to pay (= how many were paid).
+pub fn next_release_to_pay(state: &impl StateRead, child: &str) -> Result<u64, StateError> {
+    Ok(state.get(&next_release_key(child))?.unwrap_or_default())
+}
+
+/// Pays `releases`, carried by an accepted checkpoint of `child`, from the child's lock: they
+/// must continue the child's nonces, and together not exceed what is locked for it (a child
+/// can never take out more than was put in, whatever its validators sign).
+pub fn pay_releases(
+    state: &mut StateDelta<'_>,
+    child: &str,
+    releases: &[Release],
+) -> Result<Vec<Event>, ExecError> {
+    let mut next = next_release_to_pay(state, child)?;
+    let mut locked = locked(state, child)?;
+    let mut events = Vec::with_capacity(releases.len());
+    for release in releases {
+        if release.nonce != next {
+            return Err(TxError::CheckpointMismatch(format!(
+                "its first release has nonce {}, the next to pay is {next}",
+                release.nonce
+            ))
+            .into());
+        }
+        let amount = Amount::from_atto(release.amount);
+        locked = locked.checked_sub(amount).ok_or_else(|| {
+            TxError::CheckpointMismatch(format!(
+                "its releases exceed the {locked} locked for {child}"
+            ))
+        })?;
+        let recipient = Address(release.recipient);
+        accounts::credit(state, recipient, amount)?;
+        events.push(Event {
+            kind: "release_paid",
+            attributes: vec![
+                ("subnet", child.to_owned()),
+                ("nonce", release.nonce.to_string()),
+                ("recipient", recipient.to_string()),
+                ("amount", amount.to_string()),
+            ],
+        });
+        next += 1;
+    }
+    state.put(locked_key(child), &locked.atto());
+    state.put(next_release_key(child), &next);
+    Ok(events)
 }
 
 /// The value locked here for `child`: what the child may ever have minted from this subnet.

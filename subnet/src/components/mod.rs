@@ -43,5 +43,6 @@ pub fn handler(action: &Action) -> &dyn ActionHandler {
         Action::SubnetLeave(leave) => leave,
         Action::SubnetKill(kill) => kill,
         Action::Fund(fund) => fund,
+        Action::Release(release) => release,
     }
 }

@@ -8,9 +8,15 @@
 //! hash of the last verified header. Messages are imported strictly in nonce order, so each
 //! is imported once.
 //!
+//! Bottom-up, `Release` burns value here and queues it for the parent; the next checkpoint
+//! carries the queued releases under its `cross_msgs_root`, and the parent pays them when it
+//! accepts that checkpoint.
+//!
 //! Keys: `t/client` -> [`ClientState`]; `t/next` -> u64, the nonce of the next top-down
-//! message to import; `t/minted` -> u128, the value minted from the parent's deposits (this
-//! subnet's supply, which the parent's lock backs).
+//! message to import; `t/minted` -> u128, the value minted from the parent's deposits;
+//! `t/released` -> u128, the value burned by releases (this subnet's supply is minted minus
+//! released, and the parent's lock for it is minted minus the releases it has paid);
+//! `t/rnext` -> u64, the nonce of the next release; `t/r/<nonce, 20 digits>` -> a release.
 //!
 //! The client starts from the parent header the genesis names by hash: the first update must
 //! carry that header itself. If the last trusted header grows older than the trusting period
@@ -19,14 +25,18 @@
 //! (`ParentClientExpired`) until the subnet is re-anchored (docs/subnets.md).
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_core::crossnet::{parse_top_down_key, top_down_key, TopDownMessage};
+use ipsat_checkpoint::cross_msgs;
+use ipsat_core::action::Release;
+use ipsat_core::crossnet::{
+    parse_top_down_key, top_down_key, TopDownMessage, MAX_RELEASES_PER_CHECKPOINT,
+};
 use ipsat_core::light::{decode_validators, encode_validators, LightBlock, TrustedState};
 use ipsat_core::system::ParentUpdate;
 use ipsat_core::{verify_state_proof, Address, Amount, SubnetId, TxError};
 use tendermint::{Hash, Time};
 
-use crate::component::{Component, ExecError};
-use crate::components::accounts;
+use crate::component::{ActionHandler, Component, ExecError, TxContext};
+use crate::components::{accounts, checkpoints};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::Genesis;
 use crate::Event;
@@ -37,6 +47,19 @@ pub struct Parent;
 const CLIENT_KEY: &[u8] = b"t/client";
 const NEXT_KEY: &[u8] = b"t/next";
 const MINTED_KEY: &[u8] = b"t/minted";
+const RELEASED_KEY: &[u8] = b"t/released";
+const NEXT_RELEASE_KEY: &[u8] = b"t/rnext";
+
+fn release_key(nonce: u64) -> Vec<u8> {
+    format!("t/r/{nonce:020}").into_bytes()
+}
+
+/// A queued release as stored (its nonce is its key's).
+#[derive(BorshSerialize, BorshDeserialize)]
+struct StoredRelease {
+    recipient: [u8; 20],
+    amount: u128,
+}
 
 /// The light client of the parent as this subnet's state holds it.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -115,6 +138,67 @@ pub fn minted(state: &impl StateRead) -> Result<Amount, StateError> {
     Ok(Amount::from_atto(
         state.get::<u128>(MINTED_KEY)?.unwrap_or_default(),
     ))
+}
+
+/// The value burned here by releases.
+pub fn released(state: &impl StateRead) -> Result<Amount, StateError> {
+    Ok(Amount::from_atto(
+        state.get::<u128>(RELEASED_KEY)?.unwrap_or_default(),
+    ))
+}
+
+/// The nonce the next release will get (= how many were made).
+pub fn next_release_nonce(state: &impl StateRead) -> Result<u64, StateError> {
+    Ok(state.get(NEXT_RELEASE_KEY)?.unwrap_or_default())
+}
+
+/// Release `nonce`, if it was made.
+pub fn release(
+    state: &impl StateRead,
+    nonce: u64,
+) -> Result<Option<cross_msgs::Release>, StateError> {
+    Ok(state
+        .get::<StoredRelease>(&release_key(nonce))?
+        .map(|stored| cross_msgs::Release {
+            recipient: stored.recipient,
+            amount: stored.amount,
+            nonce,
+        }))
+}
+
+impl ActionHandler for Release {
+    fn execute(&self, state: &mut StateDelta<'_>, tx: &TxContext) -> Result<Vec<Event>, ExecError> {
+        client(state)?.ok_or(TxError::NoParent)?;
+        let nonce = next_release_nonce(state)?;
+        if nonce - checkpoints::first_uncovered_release(state)? >= MAX_RELEASES_PER_CHECKPOINT {
+            return Err(TxError::ReleaseQueueFull {
+                max: MAX_RELEASES_PER_CHECKPOINT,
+            }
+            .into());
+        }
+        accounts::debit(state, tx.sender, self.amount)?;
+        let released = released(state)?
+            .checked_add(self.amount)
+            .ok_or_else(|| TxError::InvalidAmount("released value overflow".into()))?;
+        state.put(RELEASED_KEY.to_vec(), &released.atto());
+        state.put(
+            release_key(nonce),
+            &StoredRelease {
+                recipient: *self.recipient.as_bytes(),
+                amount: self.amount.atto(),
+            },
+        );
+        state.put(NEXT_RELEASE_KEY.to_vec(), &(nonce + 1));
+        Ok(vec![Event {
+            kind: "release",
+            attributes: vec![
+                ("from", tx.sender.to_string()),
+                ("recipient", self.recipient.to_string()),
+                ("amount", self.amount.to_string()),
+                ("nonce", nonce.to_string()),
+            ],
+        }])
+    }
 }
 
 impl Component for Parent {

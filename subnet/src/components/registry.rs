@@ -13,6 +13,7 @@
 //! the change (or the child is killed).
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use ipsat_checkpoint::cross_msgs::Release;
 use ipsat_checkpoint::{
     BlsPublicKey, Certificate, Checkpoint, CheckpointDomain, Signer, ValidatorSetHash,
 };
@@ -22,8 +23,8 @@ use ipsat_core::action::{
 use ipsat_core::{Address, Amount, SubnetId, TxError};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
-use crate::components::accounts;
 use crate::components::checkpoints::StoredCheckpoint;
+use crate::components::{accounts, crossnet};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::Event;
 
@@ -395,12 +396,14 @@ impl ActionHandler for SubnetKill {
 /// Accepts the next checkpoint of child `name`: it must be the child's, at the next height,
 /// chained to the last accepted one, name the child's set and configuration, and carry a
 /// certificate of more than two thirds of that set's power, all judged from parent state.
+/// Then pays the `releases` it carries (already checked against its `cross_msgs_root`).
 pub fn accept_checkpoint(
     state: &mut StateDelta<'_>,
     parent: &SubnetId,
     name: &str,
     checkpoint: &Checkpoint,
     certificate: &Certificate,
+    releases: &[Release],
     height: u64,
 ) -> Result<Vec<Event>, ExecError> {
     let mut record = existing(state, name)?;
@@ -446,12 +449,14 @@ pub fn accept_checkpoint(
         accepted_checkpoint_key(name, checkpoint.height),
         &StoredCheckpoint::new(checkpoint, certificate, height),
     );
-    Ok(vec![event(
+    let mut events = vec![event(
         "checkpoint_accepted",
         vec![
             ("subnet", child_id.to_string()),
             ("height", checkpoint.height.to_string()),
             ("hash", hex::encode(hash.0)),
         ],
-    )])
+    )];
+    events.extend(crossnet::pay_releases(state, name, releases)?);
+    Ok(events)
 }
