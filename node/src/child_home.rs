@@ -92,6 +92,8 @@ pub struct ChildHome<'a> {
     pub timeout_commit: &'a str,
     /// The cometbft executable.
     pub cometbft: &'a Path,
+    /// gRPC endpoints of parent nodes to follow.
+    pub parent_grpc: &'a [String],
     /// Where the node listens for the gossip plane (none: it does not gossip).
     pub gossip_listen: Option<String>,
 }
@@ -147,5 +149,6 @@ pub fn write(home: &Path, child: &ChildHome<'_>) -> Result<()> {
     };
     let mut config = node_config(child.ports, child.listen, child.cometbft, checkpoints);
     config.p2p.listen = child.gossip_listen.iter().cloned().collect();
+    config.parent.grpc = child.parent_grpc.to_vec();
     config.write(home)
 }

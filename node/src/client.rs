@@ -141,8 +141,47 @@ impl Client {
             .filter(|cp| cp.certificate.is_some()))
     }
 
+    /// Proofs of the top-down messages queued for child `child` from nonce `from`, as of the
+    /// committed `height`; they are checked by whoever imports them, not here.
+    pub async fn top_down_proofs(
+        &mut self,
+        child: &str,
+        from: u64,
+        height: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::StateProof>> {
+        Ok(self
+            .query
+            .get_top_down_messages(pb::GetTopDownMessagesRequest {
+                subnet: child.to_owned(),
+                from_nonce: from,
+                height,
+                limit,
+            })
+            .await?
+            .into_inner()
+            .proofs)
+    }
+
     /// The light block at `height`, `None` while the node does not have it yet.
     pub async fn light_block(&mut self, height: u64) -> Result<Option<LightBlock>> {
+        let block = self.fetch_light_block(height).await?;
+        if let Some(block) = &block {
+            if block.signed_header.header.height.value() != height {
+                bail!("asked for the light block at {height}, the node sent another height");
+            }
+        }
+        Ok(block)
+    }
+
+    /// The light block of the node's latest committed height.
+    pub async fn light_block_latest(&mut self) -> Result<LightBlock> {
+        self.fetch_light_block(0)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the node has no light block yet"))
+    }
+
+    async fn fetch_light_block(&mut self, height: u64) -> Result<Option<LightBlock>> {
         match self
             .query
             .get_light_block(pb::GetLightBlockRequest { height })
@@ -152,9 +191,6 @@ impl Client {
                 let r = response.into_inner();
                 let block =
                     LightBlock::decode(&r.signed_header, &r.validator_set, &r.next_validator_set)?;
-                if block.signed_header.header.height.value() != height {
-                    bail!("asked for the light block at {height}, the node sent another height");
-                }
                 Ok(Some(block))
             }
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),

@@ -31,6 +31,30 @@ pub struct Config {
     pub checkpoints: CheckpointsConfig,
     #[serde(default)]
     pub p2p: P2pConfig,
+    #[serde(default)]
+    pub parent: ParentConfig,
+}
+
+/// `[parent]`: where a child's node reads its parent (headers, top-down messages). Nothing
+/// read is trusted: the subnet verifies every header and proof itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParentConfig {
+    /// gRPC endpoints of parent nodes, e.g. `http://127.0.0.1:9090`, tried in turn: one that
+    /// fails or serves anything false is left for the next.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grpc: Vec<String>,
+    /// How often the parent is polled.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for ParentConfig {
+    fn default() -> Self {
+        Self {
+            grpc: Vec::new(),
+            poll_interval_ms: 1_000,
+        }
+    }
 }
 
 /// `[p2p]`: the libp2p gossip plane that carries certified checkpoints from children to

@@ -38,6 +38,7 @@ pub struct Api {
 fn internal(error: AppError) -> Status {
     match error {
         AppError::NotInitialized => Status::unavailable("the chain has no genesis yet"),
+        AppError::NotCommitted { .. } => Status::out_of_range(error.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -79,6 +80,19 @@ fn keyspace_name(name: &str) -> Result<(), Status> {
             "keyspace name {name:?} must match [a-z0-9-]{{1,32}}"
         )))
     }
+}
+
+/// Most top-down message proofs one `GetTopDownMessages` call returns.
+const MAX_TOP_DOWN_PROOFS: usize = 64;
+
+/// `unix_nanos` as RFC 3339, as CometBFT writes times.
+fn rfc3339(unix_nanos: i64) -> String {
+    tendermint::Time::from_unix_timestamp(
+        unix_nanos.div_euclid(1_000_000_000),
+        unix_nanos.rem_euclid(1_000_000_000) as u32,
+    )
+    .map(|t| t.to_rfc3339())
+    .unwrap_or_default()
 }
 
 /// Runs a RocksDB read off the async runtime.
@@ -375,6 +389,62 @@ impl QueryService for Api {
             })),
             None => Err(Status::not_found(format!("no child subnet named {name:?}"))),
         }
+    }
+
+    async fn get_top_down_messages(
+        &self,
+        request: Request<pb::GetTopDownMessagesRequest>,
+    ) -> Result<Response<pb::GetTopDownMessagesResponse>, Status> {
+        let request = request.into_inner();
+        child_name(&request.subnet)?;
+        let limit = match request.limit {
+            0 => MAX_TOP_DOWN_PROOFS,
+            n => (n as usize).min(MAX_TOP_DOWN_PROOFS),
+        };
+        let query = self.query.clone();
+        let (height, proofs) = blocking(move || {
+            query.top_down_proofs(&request.subnet, request.from_nonce, request.height, limit)
+        })
+        .await?;
+        Ok(Response::new(pb::GetTopDownMessagesResponse {
+            height,
+            proofs,
+        }))
+    }
+
+    async fn get_parent(
+        &self,
+        _request: Request<pb::GetParentRequest>,
+    ) -> Result<Response<pb::GetParentResponse>, Status> {
+        let query = self.query.clone();
+        let status = blocking(move || query.parent()).await?;
+        let mut response = pb::GetParentResponse {
+            minted: status.minted.to_string(),
+            released: status.released.to_string(),
+            next_top_down_nonce: status.next_top_down_nonce,
+            next_release_nonce: status.next_release_nonce,
+            height: status.height,
+            ..Default::default()
+        };
+        if let Some(client) = status.client {
+            // Whether the client has lapsed is judged by this node's clock, for display only:
+            // the state machine judges it by each block's time.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            response.has_parent = true;
+            response.parent_chain_id = client.chain_id.clone();
+            response.trusted_height = client.height;
+            response.trusted_hash = client.hash.to_vec();
+            response.trusted_time = if client.time_unix_nanos == 0 {
+                String::new()
+            } else {
+                rfc3339(client.time_unix_nanos)
+            };
+            response.expired = client.time_unix_nanos != 0 && client.expired(now);
+            response.trusting_period_secs = client.trusting_period_secs;
+        }
+        Ok(Response::new(response))
     }
 
     async fn list_subnets(

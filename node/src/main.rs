@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod node;
+mod parent_follower;
 mod supervisor;
 mod testnet;
 

@@ -33,6 +33,8 @@ pub struct Metrics {
     checkpoint_votes_signed: AtomicU64,
     child_checkpoints_pulled: AtomicU64,
     child_checkpoints_accepted: AtomicU64,
+    parent_updates_offered: AtomicU64,
+    parent_endpoint_failures: AtomicU64,
     gossip_published: AtomicU64,
     gossip_accepted: AtomicU64,
     gossip_ignored: AtomicU64,
@@ -75,6 +77,14 @@ impl Metrics {
 
     pub fn record_checkpoint_signed(&self) {
         self.checkpoint_votes_signed.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_parent_update_offered(&self) {
+        self.parent_updates_offered.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_parent_endpoint_failure(&self) {
+        self.parent_endpoint_failures.fetch_add(1, Relaxed);
     }
 
     pub fn record_child_checkpoint_pulled(&self) {
@@ -162,6 +172,18 @@ impl Metrics {
             "counter",
             "Certified checkpoints of children this node pulled over gRPC for its proposals.",
             self.child_checkpoints_pulled.load(Relaxed),
+        );
+        gauge(
+            "ipsat_parent_updates_offered_total",
+            "counter",
+            "Parent headers and top-down messages this node offered to its proposals.",
+            self.parent_updates_offered.load(Relaxed),
+        );
+        gauge(
+            "ipsat_parent_endpoint_failures_total",
+            "counter",
+            "Parent endpoints that failed or served what this subnet refuses.",
+            self.parent_endpoint_failures.load(Relaxed),
         );
         gauge(
             "ipsat_gossip_checkpoints_published_total",

@@ -23,6 +23,7 @@ use crate::grpc::Api;
 use crate::keys;
 use crate::limits::{limited_incoming, ConnectionLimits};
 use crate::metrics::{self, Metrics};
+use crate::parent_follower::ParentFollower;
 use crate::supervisor::Supervisor;
 
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
@@ -114,6 +115,18 @@ pub async fn start(home: &Path) -> Result<()> {
             poll_interval: Duration::from_millis(config.checkpoints.poll_interval_ms.max(50)),
         };
         supervisor.spawn("delivery", |shutdown| delivery.run(shutdown));
+    }
+    if !config.parent.grpc.is_empty() {
+        tracing::info!(endpoints = ?config.parent.grpc, "following the parent over gRPC");
+        let follower = ParentFollower {
+            endpoints: config.parent.grpc.clone(),
+            app: app.clone(),
+            query: query.clone(),
+            inputs: app.proposal_inputs().clone(),
+            metrics: metrics.clone(),
+            poll_interval: Duration::from_millis(config.parent.poll_interval_ms.max(50)),
+        };
+        supervisor.spawn("parent", |shutdown| follower.run(shutdown));
     }
     if config.p2p.enabled() {
         let parts = GossipParts {

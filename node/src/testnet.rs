@@ -16,7 +16,7 @@ use crate::cometbft::run_command;
 use crate::commands::tx::{ClientConfig, CLIENT_CONFIG};
 use crate::config::{
     keys_dir, AbciConfig, CheckpointsConfig, CometConfig, Config, GrpcConfig, MetricsConfig,
-    P2pConfig,
+    P2pConfig, ParentConfig,
 };
 use crate::keys;
 
@@ -266,6 +266,7 @@ pub fn node_config(
         },
         checkpoints,
         p2p: P2pConfig::default(),
+        parent: ParentConfig::default(),
     }
 }
 

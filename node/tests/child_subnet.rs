@@ -3,8 +3,11 @@
 //! operator uses. Five consecutive child checkpoints are accepted in the parent in order,
 //! each certificate verifying against the child's set in parent state, delivered over the
 //! libp2p gossip plane (and, for one parent node, also pulled over gRPC); a child validator
-//! killed with SIGKILL comes back and signs again; with the network between the subnets cut,
-//! `ipsat relay` catches the parent up.
+//! killed with SIGKILL comes back and signs again; value moves down and up through the CLI (a
+//! deposit in the parent is minted in the child once its validators verified the parent's
+//! headers and proofs, and a release in the child is paid in the parent once the checkpoint
+//! carrying it is accepted), the child's supply staying equal to the parent's lock; with the
+//! network between the subnets cut, `ipsat relay` catches the parent up.
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
@@ -60,6 +63,55 @@ fn cli(net: &Testnet, args: &[&str]) -> String {
     let (ok, stdout, stderr) = net.cli(args).unwrap();
     assert!(ok, "ipsat {args:?} failed:\n{stderr}\n{stdout}");
     stdout
+}
+
+/// Runs the CLI against the node at gRPC port `grpc`, with the testnet's funded keys.
+fn cli_at(net: &Testnet, grpc: u16, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ipsat"))
+        .args(args)
+        .arg("--home")
+        .arg(net.path("net"))
+        .arg("--node")
+        .arg(format!("http://127.0.0.1:{grpc}"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "ipsat {args:?} failed:\n{stderr}\n{stdout}"
+    );
+    stdout.into_owned()
+}
+
+/// Polls `who`'s balance on `client`'s node until it is `want`, printing what it sees.
+async fn wait_balance(
+    client: &mut Client,
+    who: ipsat_core::Address,
+    want: u128,
+    what: &str,
+    timeout: Duration,
+) {
+    let want = want.to_string();
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let now = client.account(who).await.unwrap().balance;
+        if now != last {
+            eprintln!("{what}: {now}");
+            last = now.clone();
+        }
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} is {now}, not {want}, after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn node_id(home: &Path) -> String {
@@ -357,6 +409,92 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
         assert!(
             height < resumed + 10 * PERIOD,
             "the restarted validator never signed again"
+        );
+    }
+
+    // Value down and up, through the CLI. A deposit in the parent is minted in the child once
+    // the child's validators have verified the parent's header and the deposit's proof.
+    const RBTC: u128 = 1_000_000_000_000_000_000;
+    let alice = ipsat_tests::address_of(&net.key("account-1").unwrap());
+    let (carol, bob) = (
+        ipsat_core::Address([0xc0; 20]),
+        ipsat_core::Address([0xb0; 20]),
+    );
+    let started = Instant::now();
+    cli(
+        &net,
+        &[
+            "tx",
+            "--from",
+            "faucet",
+            "fund",
+            "beta",
+            &alice.to_string(),
+            &(5 * RBTC).to_string(),
+        ],
+    );
+    let mut child_client = net.client(4).await.unwrap();
+    let minute = Duration::from_secs(60);
+    wait_balance(
+        &mut child_client,
+        alice,
+        5 * RBTC,
+        "alice in the child",
+        minute,
+    )
+    .await;
+    eprintln!(
+        "value latency: fund in the parent -> spendable in the child {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let child_id = record.id.clone();
+    let child_tx = |args: &[&str]| {
+        let mut all = vec!["tx", "--from", "account-1", "--subnet", &child_id];
+        all.extend_from_slice(args);
+        cli_at(&net, child_grpc(0), &all)
+    };
+    child_tx(&["transfer", &carol.to_string(), &RBTC.to_string()]);
+    let started = Instant::now();
+    child_tx(&["release", &bob.to_string(), &(2 * RBTC).to_string()]);
+    let mut parent_client = net.client(1).await.unwrap();
+    wait_balance(
+        &mut parent_client,
+        bob,
+        2 * RBTC,
+        "bob in the parent",
+        2 * minute,
+    )
+    .await;
+    eprintln!(
+        "value latency: release in the child -> paid in the parent {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        child_client.account(carol).await.unwrap().balance,
+        RBTC.to_string()
+    );
+    // The child's supply (minted minus released) is exactly what the parent holds for it.
+    let lock = subnet(&mut parent).await;
+    assert_eq!(lock.locked, (3 * RBTC).to_string());
+    assert_eq!((lock.top_down_nonce, lock.releases_paid), (1, 1));
+    let held: serde_json::Value = serde_json::from_str(&cli_at(
+        &net,
+        child_grpc(1),
+        &["query", "parent", "--output", "json"],
+    ))
+    .unwrap();
+    assert_eq!(held["minted"], (5 * RBTC).to_string());
+    assert_eq!(held["released"], (2 * RBTC).to_string());
+    assert_eq!(held["expired"], false);
+    assert!(held["trusted_height"].as_u64().unwrap() > record.activated_at);
+    for p in 0..4 {
+        assert!(
+            metric(
+                BASE + 460 + (p % CHILD) as u16,
+                "ipsat_parent_updates_offered_total"
+            )
+            .await
+                > 0
         );
     }
 

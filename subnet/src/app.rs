@@ -460,6 +460,33 @@ impl SubnetApp {
         )
     }
 
+    /// Whether a parent update would be applied on top of the committed state in a block
+    /// at `now_unix_nanos`, for the service that fetches updates (to leave an endpoint that
+    /// serves something false).
+    pub fn check_parent_update(
+        &self,
+        update: &ipsat_core::system::ParentUpdate,
+        now_unix_nanos: i64,
+    ) -> Result<Result<(), TxError>, AppError> {
+        let subnet = self.initialized_subnet()?;
+        let mut scratch = StateDelta::new(&*self.store);
+        let system = SystemTx::ParentUpdate(update.clone());
+        let height = self.next_height();
+        Ok(
+            match deliver_system(
+                &mut scratch,
+                &self.store,
+                &system,
+                subnet,
+                height,
+                Some(now_unix_nanos),
+            )? {
+                Delivery::Succeeded(_) => Ok(()),
+                Delivery::Refused(e) | Delivery::Failed(e) => Err(e),
+            },
+        )
+    }
+
     /// Builds the proposal: the certificate of the pending checkpoint when the previous
     /// height's vote extensions (`last_commit`) reach a quorum, then outside data queued in
     /// [`ProposalInputs`], then the mempool's transactions in order, keeping those that pass

@@ -8,6 +8,7 @@ use jmt::storage::TreeReader;
 
 use ipsat_checkpoint::cross_msgs::Release;
 use ipsat_checkpoint::{Certificate, Checkpoint, CheckpointDomain};
+use ipsat_core::crossnet::top_down_key;
 use ipsat_core::proof::key_hash;
 use ipsat_core::system::{certificate_to_proto, release_to_proto};
 use ipsat_core::{app_hash, Address, Amount, Hash32, SubnetId};
@@ -17,6 +18,7 @@ use crate::components::checkpoints::{self, CutCheckpoints as _};
 use crate::components::fees::{Params, PARAMS_KEY};
 use crate::components::keyspaces::{keyspace_key, kv_key, KeyspaceRecord};
 use crate::components::registry::{self, ChildRecord, ChildStatus, Member};
+use crate::components::{crossnet, parent};
 use crate::delta::StateError;
 use crate::error::AppError;
 use crate::store::{Committed, Store, StoreError};
@@ -25,6 +27,23 @@ use crate::store::{Committed, Store, StoreError};
 #[derive(Clone)]
 pub struct StateQuery {
     store: Arc<Store>,
+}
+
+/// What [`StateQuery::parent`] reads.
+#[derive(Debug, Clone)]
+pub struct ParentStatus {
+    /// The light client, `None` in a subnet without a parent.
+    pub client: Option<parent::ClientState>,
+    /// Value minted from the parent's deposits.
+    pub minted: Amount,
+    /// Value burned by releases.
+    pub released: Amount,
+    /// The next top-down nonce to import.
+    pub next_top_down_nonce: u64,
+    /// The next release's nonce.
+    pub next_release_nonce: u64,
+    /// The committed height read.
+    pub height: u64,
 }
 
 /// A value read at a height, with its proof when one was asked for.
@@ -201,6 +220,7 @@ pub fn subnet_to_proto(id: &SubnetId, name: &str, record: &ChildRecord) -> pb::S
             record.last_checkpoint_hash.to_vec()
         },
         activated_at: record.activated_at,
+        ..Default::default()
     }
 }
 
@@ -270,7 +290,52 @@ impl StateQuery {
             key: name.to_owned(),
             detail: e.to_string(),
         })?;
-        Ok(Some(subnet_to_proto(&child, name, &record)))
+        let store = &*self.store;
+        Ok(Some(pb::Subnet {
+            locked: crossnet::locked(store, name)?.to_string(),
+            top_down_nonce: crossnet::next_top_down_nonce(store, name)?,
+            releases_paid: crossnet::next_release_to_pay(store, name)?,
+            ..subnet_to_proto(&child, name, &record)
+        }))
+    }
+
+    /// Proofs of the top-down messages queued for child `name` from nonce `from`, at most
+    /// `limit`, as of the committed `height` (0: the latest); the height used.
+    pub fn top_down_proofs(
+        &self,
+        name: &str,
+        from: u64,
+        height: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<pb::StateProof>), AppError> {
+        let height = match height {
+            0 => self.height()?,
+            h => h,
+        };
+        let mut proofs = Vec::new();
+        for nonce in from..from.saturating_add(limit as u64) {
+            let proof = self.prove_at(&top_down_key(name, nonce), height)?;
+            if proof.value.is_none() {
+                break;
+            }
+            proofs.push(proof);
+        }
+        Ok((height, proofs))
+    }
+
+    /// This subnet's light client of its parent and what it holds from the parent: the
+    /// client (`None` without a parent), minted, released, the next top-down nonce and the
+    /// next release nonce, at the latest committed height.
+    pub fn parent(&self) -> Result<ParentStatus, AppError> {
+        let store = &*self.store;
+        Ok(ParentStatus {
+            client: parent::client(store)?,
+            minted: parent::minted(store)?,
+            released: parent::released(store)?,
+            next_top_down_nonce: parent::next_top_down_nonce(store)?,
+            next_release_nonce: parent::next_release_nonce(store)?,
+            height: self.height()?,
+        })
     }
 
     /// This subnet's checkpoint period and latest certified height, `None` if it cuts none.

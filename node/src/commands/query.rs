@@ -36,6 +36,8 @@ pub enum QueryCommand {
         #[command(flatten)]
         prove: ProveArgs,
     },
+    /// This subnet's light client of its parent and the value it holds from the parent.
+    Parent,
 }
 
 #[derive(Args)]
@@ -151,6 +153,57 @@ struct Binding<'a> {
 pub async fn run(command: QueryCommand, home: &Path, node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
     match command {
+        QueryCommand::Parent => {
+            let p = client
+                .query
+                .get_parent(pb::GetParentRequest {})
+                .await?
+                .into_inner();
+            let human = if !p.has_parent {
+                format!("no parent (height {})", p.height)
+            } else {
+                format!(
+                    "parent {}: trusted header {} ({}){}\n\
+                     minted {} released {}\n\
+                     next top-down nonce {}, next release nonce {} (height {})",
+                    p.parent_chain_id,
+                    p.trusted_height,
+                    if p.trusted_time.is_empty() {
+                        "genesis header not imported yet".to_owned()
+                    } else {
+                        p.trusted_time.clone()
+                    },
+                    if p.expired {
+                        "\nEXPIRED: the trusting period lapsed; re-anchor (docs/subnets.md)"
+                    } else {
+                        ""
+                    },
+                    p.minted,
+                    p.released,
+                    p.next_top_down_nonce,
+                    p.next_release_nonce,
+                    p.height
+                )
+            };
+            print(
+                output,
+                human,
+                json!({
+                    "has_parent": p.has_parent,
+                    "parent_chain_id": p.parent_chain_id,
+                    "trusted_height": p.trusted_height,
+                    "trusted_hash": hex::encode(&p.trusted_hash),
+                    "trusted_time": p.trusted_time,
+                    "expired": p.expired,
+                    "trusting_period_secs": p.trusting_period_secs,
+                    "minted": p.minted,
+                    "released": p.released,
+                    "next_top_down_nonce": p.next_top_down_nonce,
+                    "next_release_nonce": p.next_release_nonce,
+                    "height": p.height,
+                }),
+            );
+        }
         QueryCommand::Account { address, prove } => {
             let response = client
                 .query

@@ -123,6 +123,10 @@ pub struct InitArgs {
     /// The cometbft executable.
     #[arg(long, env = "IPSAT_COMETBFT", default_value = "cometbft")]
     pub cometbft: PathBuf,
+    /// gRPC endpoint of a parent node the child's node reads headers and deposits from
+    /// (repeat for more; none is trusted). Default: the `--node` this command talks to.
+    #[arg(long = "parent-grpc")]
+    pub parent_grpc: Vec<String>,
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -164,6 +168,9 @@ fn subnet_json(s: &pb::Subnet) -> serde_json::Value {
         "activated_at": s.activated_at,
         "last_checkpoint_height": s.last_checkpoint_height,
         "last_checkpoint_hash": hex::encode(&s.last_checkpoint_hash),
+        "locked": s.locked,
+        "top_down_nonce": s.top_down_nonce,
+        "releases_paid": s.releases_paid,
     })
 }
 
@@ -185,6 +192,10 @@ fn subnet_human(s: &pb::Subnet) -> String {
     out.push_str(&format!(
         "\n  period {} blocks, leave delay {}, started at parent height {}",
         s.checkpoint_period, s.leave_delay, s.activated_at
+    ));
+    out.push_str(&format!(
+        "\n  locked {} ({} deposits queued, {} releases paid)",
+        s.locked, s.top_down_nonce, s.releases_paid
     ));
     if !s.last_checkpoint_hash.is_empty() {
         out.push_str(&format!(
@@ -291,7 +302,12 @@ pub async fn run(command: SubnetCommand, home: &Path, node: &str, output: Output
             let subnet = fetch(&mut client, &name).await?;
             print(output, subnet_human(&subnet), subnet_json(&subnet));
         }
-        SubnetCommand::Init(args) => init(&mut client, args, output).await?,
+        SubnetCommand::Init(mut args) => {
+            if args.parent_grpc.is_empty() {
+                args.parent_grpc.push(node.to_owned());
+            }
+            init(&mut client, args, output).await?
+        }
     }
     Ok(())
 }
@@ -353,6 +369,7 @@ async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Re
             persistent_peers: &args.persistent_peers,
             timeout_commit: &args.timeout_commit,
             cometbft: &args.cometbft,
+            parent_grpc: &args.parent_grpc,
             gossip_listen: (args.gossip_port != 0).then(|| {
                 let family = if args.listen_address.is_ipv4() {
                     "ip4"

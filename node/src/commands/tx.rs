@@ -135,6 +135,16 @@ pub enum TxMsg {
         #[arg(long)]
         hex: bool,
     },
+    /// Lock atto-RBTC here for the active child SUBNET (its name under this subnet), minted
+    /// there to RECIPIENT once the child has verified the deposit against this subnet.
+    Fund {
+        subnet: String,
+        recipient: Address,
+        amount: Amount,
+    },
+    /// Burn atto-RBTC here, paid to RECIPIENT in the parent once the parent has accepted the
+    /// checkpoint that carries the release.
+    Release { recipient: Address, amount: Amount },
 }
 
 fn policy_proto(policy: Policy) -> pb::WritePolicy {
@@ -179,6 +189,19 @@ pub async fn run(args: TxArgs, home: &Path, node: &str, output: Output) -> Resul
         TxMsg::KvDelete { keyspace, key, hex } => Msg::KvDelete(pb::KvDelete {
             keyspace,
             key: bytes_arg(&key, hex)?,
+        }),
+        TxMsg::Fund {
+            subnet,
+            recipient,
+            amount,
+        } => Msg::Fund(pb::Fund {
+            subnet,
+            recipient: recipient.0.to_vec(),
+            amount: amount.to_string(),
+        }),
+        TxMsg::Release { recipient, amount } => Msg::Release(pb::Release {
+            recipient: recipient.0.to_vec(),
+            amount: amount.to_string(),
         }),
     };
     let mut client = client::Client::connect(node).await?;
