@@ -368,3 +368,168 @@ fn verified(target: &LightBlock) -> VerifiedHeader {
         total_power: target.validators.total_voting_power().value(),
     }
 }
+
+/// The ed25519 public key of `secret`, as CometBFT's validator keys hold it.
+pub fn ed25519_public_key(secret: &[u8; 32]) -> [u8; 32] {
+    ed25519_consensus::SigningKey::from(*secret)
+        .verification_key()
+        .to_bytes()
+}
+
+/// Signs CometBFT light blocks as a chain's validators would: every key signs the precommit of
+/// each header. For programs that stand in for a chain (in-process test chains, benchmarks of
+/// verification), never for a real network.
+#[derive(Debug, Clone)]
+pub struct ChainSigner {
+    chain_id: ChainId,
+    secrets: Vec<[u8; 32]>,
+    validators: ValidatorSet,
+}
+
+/// One block for [`ChainSigner::sign`] to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockToSign<'a> {
+    /// Its height.
+    pub height: u64,
+    /// Its time, in nanoseconds since the Unix epoch.
+    pub time_unix_nanos: i64,
+    /// The app hash the header carries (the state after the previous height).
+    pub app_hash: &'a [u8],
+    /// Bytes the header's other hashes are derived from (the block's contents, say).
+    pub seed: &'a [u8],
+    /// The validator (index into the keys) that proposed it.
+    pub proposer: usize,
+}
+
+impl ChainSigner {
+    /// Validators with the ed25519 `secrets`, each of voting power `power`, on `chain_id`.
+    pub fn new(chain_id: &str, secrets: Vec<[u8; 32]>, power: u32) -> Result<Self, LightError> {
+        let chain_id: ChainId = chain_id
+            .parse()
+            .map_err(|_| LightError::Malformed(format!("chain id {chain_id:?}")))?;
+        let infos = secrets
+            .iter()
+            .map(|secret| {
+                tendermint::PublicKey::from_raw_ed25519(&ed25519_public_key(secret))
+                    .map(|key| Info::new(key, tendermint::vote::Power::from(power)))
+                    .ok_or_else(|| LightError::Malformed("ed25519 key".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            chain_id,
+            secrets,
+            validators: ValidatorSet::without_proposer(infos),
+        })
+    }
+
+    /// The chain id the headers carry.
+    pub fn chain_id(&self) -> &str {
+        self.chain_id.as_str()
+    }
+
+    /// The validator set (the same at every height).
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// The header of `block`, chained to `previous`, and a commit signed by every key.
+    pub fn sign(
+        &self,
+        block: BlockToSign<'_>,
+        previous: Option<&LightBlock>,
+    ) -> Result<LightBlock, LightError> {
+        use tendermint::block::{parts, Commit, Header, Height, Id as BlockId, Round};
+        use tendermint::vote::{Type, ValidatorIndex};
+
+        let malformed = |what: &str| LightError::Malformed(what.to_owned());
+        let time = Time::from_unix_timestamp(
+            block.time_unix_nanos.div_euclid(1_000_000_000),
+            block.time_unix_nanos.rem_euclid(1_000_000_000) as u32,
+        )
+        .map_err(|_| malformed("time"))?;
+        let height = Height::try_from(block.height).map_err(|_| malformed("height"))?;
+        let digest = |tag: &[u8]| -> Hash {
+            use sha2::Digest as _;
+            Hash::Sha256(
+                sha2::Sha256::new()
+                    .chain_update(tag)
+                    .chain_update(block.seed)
+                    .finalize()
+                    .into(),
+            )
+        };
+        let secret_of = |address: &tendermint::account::Id| {
+            self.secrets.iter().find(|secret| {
+                crate::types::cometbft_address(&ed25519_public_key(secret)) == *address.as_bytes()
+            })
+        };
+        let proposer = self
+            .secrets
+            .get(block.proposer)
+            .ok_or_else(|| malformed("proposer index"))?;
+        let proposer_key = ed25519_public_key(proposer);
+        let last_block_id = previous.map(|p| p.signed_header.commit.block_id);
+        let header = Header {
+            version: tendermint::block::header::Version { block: 11, app: 0 },
+            chain_id: self.chain_id.clone(),
+            height,
+            time,
+            last_commit_hash: last_block_id.map(|_| digest(b"last_commit")),
+            last_block_id,
+            data_hash: Some(digest(b"data")),
+            validators_hash: self.validators.hash(),
+            next_validators_hash: self.validators.hash(),
+            consensus_hash: digest(b"consensus"),
+            app_hash: tendermint::AppHash::try_from(block.app_hash.to_vec())
+                .map_err(|_| malformed("app hash"))?,
+            last_results_hash: Some(digest(b"results")),
+            evidence_hash: Some(digest(b"evidence")),
+            proposer_address: tendermint::account::Id::new(crate::types::cometbft_address(
+                &proposer_key,
+            )),
+        };
+        let block_id = BlockId {
+            hash: header.hash(),
+            part_set_header: parts::Header::new(1, digest(b"parts"))
+                .map_err(|_| malformed("part set"))?,
+        };
+        let mut signatures = Vec::with_capacity(self.validators.validators().len());
+        for (index, validator) in self.validators.validators().iter().enumerate() {
+            let secret = secret_of(&validator.address).ok_or_else(|| malformed("validator key"))?;
+            let vote = tendermint::Vote {
+                vote_type: Type::Precommit,
+                height,
+                round: Round::default(),
+                block_id: Some(block_id),
+                timestamp: Some(time),
+                validator_address: validator.address,
+                validator_index: ValidatorIndex::try_from(index as u32)
+                    .map_err(|_| malformed("validator index"))?,
+                signature: None,
+                extension: Vec::new(),
+                extension_signature: None,
+            };
+            let signature = ed25519_consensus::SigningKey::from(*secret)
+                .sign(&vote.into_signable_vec(self.chain_id.clone()))
+                .to_bytes();
+            signatures.push(CommitSig::BlockIdFlagCommit {
+                validator_address: validator.address,
+                timestamp: time,
+                signature: tendermint::Signature::new(signature)
+                    .map_err(|_| malformed("signature"))?,
+            });
+        }
+        let commit = Commit {
+            height,
+            round: Round::default(),
+            block_id,
+            signatures,
+        };
+        Ok(LightBlock {
+            signed_header: SignedHeader::new(header, commit)
+                .map_err(|e| LightError::Malformed(e.to_string()))?,
+            validators: self.validators.clone(),
+            next_validators: self.validators.clone(),
+        })
+    }
+}

@@ -22,13 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ipsat_checkpoint::BlsSecretKey;
-use ipsat_core::light::LightBlock;
+use ipsat_core::light::{BlockToSign, ChainSigner, LightBlock};
 use ipsat_core::types::cometbft_address;
 use ipsat_core::{Address, Amount, Hash32};
-use tendermint::block::header::Version;
-use tendermint::block::signed_header::SignedHeader;
-use tendermint::block::{parts, Commit, CommitSig, Header, Height, Id as BlockId, Round};
-use tendermint::{validator, vote, AppHash, Hash, Time};
 
 use crate::context::{BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress};
 use crate::error::AppError;
@@ -79,9 +75,7 @@ impl TestKeys {
         let cometbft_secret = derive("cometbft");
         Self {
             cometbft_secret,
-            cometbft_key: ed25519_consensus::SigningKey::from(cometbft_secret)
-                .verification_key()
-                .to_bytes(),
+            cometbft_key: ipsat_core::light::ed25519_public_key(&cometbft_secret),
             bls: BlsSecretKey::from_seed(&derive("bls")).expect("32 bytes of key material"),
             account: Address(account),
         }
@@ -126,9 +120,8 @@ pub struct TestValidator {
 /// A subnet of in-process validators; see the module documentation.
 pub struct TestChain {
     validators: Vec<TestValidator>,
-    keys: Vec<TestKeys>,
     last_commit: ExtendedCommit,
-    chain_id: String,
+    signer: ChainSigner,
     /// The time of the next block, in nanoseconds since the epoch.
     next_time_unix_nanos: i64,
     /// The signed header of every height, from 1.
@@ -186,10 +179,10 @@ impl TestChain {
         app_state: &[u8],
     ) -> Result<Self, TestChainError> {
         let mut validators = Vec::with_capacity(count);
-        let mut all_keys = Vec::with_capacity(count);
+        let mut secrets = Vec::with_capacity(count);
         for i in 0..count {
             let keys = TestKeys::new(seed, i);
-            all_keys.push(keys.clone());
+            secrets.push(keys.cometbft_secret);
             let store = Store::open(&dir.join(format!("validator{i}")))
                 .map_err(|e| app_error(i)(e.into()))?;
             let store = Arc::new(store);
@@ -204,11 +197,12 @@ impl TestChain {
                 query: StateQuery::new(store),
             });
         }
+        let signer = ChainSigner::new(&format!("test-{seed}"), secrets, HEADER_POWER)
+            .expect("test keys and chain id are valid");
         let chain = Self {
             validators,
-            keys: all_keys,
             last_commit: ExtendedCommit::default(),
-            chain_id: format!("test-{seed}"),
+            signer,
             next_time_unix_nanos: GENESIS_TIME_NANOS + BLOCK_INTERVAL_NANOS,
             light_blocks: Vec::new(),
         };
@@ -223,7 +217,7 @@ impl TestChain {
 
     /// The CometBFT chain id of the signed headers: `test-<seed>`.
     pub fn chain_id(&self) -> &str {
-        &self.chain_id
+        self.signer.chain_id()
     }
 
     /// The signed header of `height` with the validator sets, as CometBFT's RPC serves it.
@@ -374,7 +368,19 @@ impl TestChain {
             committed.get_or_insert(block);
         }
         self.same_app_hash(height)?;
-        let light_block = self.sign_header(&context, proposer, app_hash_before);
+        let light_block = self
+            .signer
+            .sign(
+                BlockToSign {
+                    height,
+                    time_unix_nanos,
+                    app_hash: &app_hash_before,
+                    seed: &context.block_hash,
+                    proposer,
+                },
+                self.light_blocks.last(),
+            )
+            .expect("the test chain's headers are well formed");
         self.light_blocks.push(light_block);
         self.next_time_unix_nanos = time_unix_nanos + BLOCK_INTERVAL_NANOS;
         self.last_commit = ExtendedCommit {
@@ -392,110 +398,6 @@ impl TestChain {
                 .collect(),
         };
         Ok(committed.expect("a test chain has at least one validator"))
-    }
-
-    /// The validator set of the signed headers.
-    fn header_validators(&self) -> validator::Set {
-        let infos = self
-            .keys
-            .iter()
-            .map(|k| {
-                let key = tendermint::PublicKey::from_raw_ed25519(&k.cometbft_key)
-                    .expect("a derived ed25519 key is valid");
-                validator::Info::new(key, vote::Power::from(HEADER_POWER))
-            })
-            .collect();
-        validator::Set::without_proposer(infos)
-    }
-
-    /// The header of the block just committed, signed by every validator in a commit.
-    fn sign_header(&self, block: &BlockContext, proposer: usize, app_hash: Hash32) -> LightBlock {
-        let validators = self.header_validators();
-        let chain_id: tendermint::chain::Id =
-            self.chain_id.parse().expect("a test chain id is valid");
-        let time = Time::from_unix_timestamp(
-            block.time_unix_nanos.div_euclid(1_000_000_000),
-            block.time_unix_nanos.rem_euclid(1_000_000_000) as u32,
-        )
-        .expect("the test clock is in range");
-        let height = Height::try_from(block.height).expect("a test height is in range");
-        let digest = |tag: &[u8]| -> Hash {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(tag);
-            hasher.update(&block.block_hash);
-            Hash::Sha256(*hasher.finalize().as_bytes())
-        };
-        let last_block_id = self
-            .light_blocks
-            .last()
-            .map(|previous| previous.signed_header.commit.block_id);
-        let header = Header {
-            version: Version { block: 11, app: 0 },
-            chain_id: chain_id.clone(),
-            height,
-            time,
-            last_commit_hash: last_block_id.map(|_| digest(b"last_commit")),
-            last_block_id,
-            data_hash: Some(digest(b"data")),
-            validators_hash: validators.hash(),
-            next_validators_hash: validators.hash(),
-            consensus_hash: digest(b"consensus"),
-            app_hash: AppHash::try_from(app_hash.to_vec()).expect("32 bytes"),
-            last_results_hash: Some(digest(b"results")),
-            evidence_hash: Some(digest(b"evidence")),
-            proposer_address: tendermint::account::Id::new(cometbft_address(
-                &self.keys[proposer].cometbft_key,
-            )),
-        };
-        let block_id = BlockId {
-            hash: header.hash(),
-            part_set_header: parts::Header::new(1, digest(b"parts")).expect("one part"),
-        };
-        let signatures = validators
-            .validators()
-            .iter()
-            .enumerate()
-            .map(|(index, validator)| {
-                let keys = self
-                    .keys
-                    .iter()
-                    .find(|k| validator.address.as_bytes() == cometbft_address(&k.cometbft_key))
-                    .expect("every header validator is a test validator");
-                let vote = tendermint::Vote {
-                    vote_type: vote::Type::Precommit,
-                    height,
-                    round: Round::default(),
-                    block_id: Some(block_id),
-                    timestamp: Some(time),
-                    validator_address: validator.address,
-                    validator_index: vote::ValidatorIndex::try_from(index as u32)
-                        .expect("few validators"),
-                    signature: None,
-                    extension: Vec::new(),
-                    extension_signature: None,
-                };
-                let sign_bytes = vote.into_signable_vec(chain_id.clone());
-                let signature = ed25519_consensus::SigningKey::from(keys.cometbft_secret)
-                    .sign(&sign_bytes)
-                    .to_bytes();
-                CommitSig::BlockIdFlagCommit {
-                    validator_address: validator.address,
-                    timestamp: time,
-                    signature: tendermint::Signature::new(signature).expect("64 bytes"),
-                }
-            })
-            .collect();
-        let commit = Commit {
-            height,
-            round: Round::default(),
-            block_id,
-            signatures,
-        };
-        LightBlock {
-            signed_header: SignedHeader::new(header, commit).expect("the commit is for the header"),
-            validators: validators.clone(),
-            next_validators: validators,
-        }
     }
 
     /// Runs a height and returns each transaction's result code.
