@@ -11,8 +11,9 @@ use ipsat_proto::v1::{self as pb, tx_body::Msg};
 
 use ipsat_checkpoint::{BlsPublicKey, BlsSignature};
 
+use crate::crossnet::{Target, MAX_CROSS_PAYLOAD};
 use crate::error::TxError;
-use crate::types::{is_valid_name, Address, Amount};
+use crate::types::{is_valid_name, Address, Amount, SubnetId};
 
 /// Largest key length a keyspace creator may allow.
 pub const MAX_KEY_LIMIT: u32 = 1024;
@@ -50,6 +51,8 @@ pub enum Action {
     Fund(Fund),
     /// Burn value here, paid in the parent once a checkpoint carries it there.
     Release(Release),
+    /// Send value and a payload to another subnet of the tree.
+    CrossCall(CrossCall),
 }
 
 impl TryFrom<Msg> for Action {
@@ -70,6 +73,7 @@ impl TryFrom<Msg> for Action {
                 subnet: child_name(m.subnet)?,
             }),
             Msg::Fund(m) => Action::Fund(m.try_into()?),
+            Msg::CrossCall(m) => Action::CrossCall(m.try_into()?),
             Msg::Release(m) => Action::Release(Release {
                 recipient: address(&m.recipient, "recipient")?,
                 amount: positive_amount(&m.amount, "a release")?,
@@ -113,6 +117,76 @@ fn positive_amount(text: &str, what: &str) -> Result<Amount, TxError> {
         )));
     }
     Ok(amount)
+}
+
+/// Value and a payload for another subnet of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossCall {
+    /// The destination subnet.
+    pub to_subnet: SubnetId,
+    /// Where it lands there.
+    pub to: Target,
+    /// The value carried (may be zero).
+    pub amount: Amount,
+    /// At most [`MAX_CROSS_PAYLOAD`] bytes.
+    pub payload: Vec<u8>,
+}
+
+impl TryFrom<pb::CrossCall> for CrossCall {
+    type Error = TxError;
+
+    fn try_from(msg: pb::CrossCall) -> Result<Self, TxError> {
+        let invalid = |why: String| TxError::InvalidCrossCall(why);
+        let to_subnet: SubnetId = msg.to_subnet.parse().map_err(|_| {
+            invalid(format!(
+                "to_subnet {:?} is not a subnet path",
+                msg.to_subnet
+            ))
+        })?;
+        let to = match (msg.to_account.is_empty(), msg.to_keyspace.is_empty()) {
+            (false, true) if msg.key.is_empty() => {
+                Target::Account(address(&msg.to_account, "to_account")?.0)
+            }
+            (true, false) => {
+                if !is_valid_name(&msg.to_keyspace) {
+                    return Err(invalid(format!(
+                        "keyspace {:?} must match [a-z0-9-]{{1,32}}",
+                        msg.to_keyspace
+                    )));
+                }
+                if msg.key.is_empty() || msg.key.len() > MAX_KEY_LIMIT as usize {
+                    return Err(invalid(format!(
+                        "a keyspace target needs a key of 1 to {MAX_KEY_LIMIT} bytes"
+                    )));
+                }
+                Target::Keyspace {
+                    name: msg.to_keyspace,
+                    key: msg.key,
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "name exactly one target: to_account, or to_keyspace with a key".into(),
+                ))
+            }
+        };
+        let amount: Amount = msg
+            .amount
+            .parse()
+            .map_err(|_| TxError::InvalidAmount(format!("amount {:?}", msg.amount)))?;
+        if msg.payload.len() > MAX_CROSS_PAYLOAD {
+            return Err(invalid(format!(
+                "payload of {} bytes; at most {MAX_CROSS_PAYLOAD}",
+                msg.payload.len()
+            )));
+        }
+        Ok(Self {
+            to_subnet,
+            to,
+            amount,
+            payload: msg.payload,
+        })
+    }
 }
 
 /// Value burned in this subnet for `recipient` in the parent.

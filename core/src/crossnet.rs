@@ -1,11 +1,15 @@
-//! What moves between a subnet and its children, as both sides read it: the top-down queue a
-//! parent keeps for each child, which the child imports with proofs against the parent's
-//! signed state.
+//! What moves between subnets, as every side reads it: the top-down queue a parent keeps for
+//! each child, which the child imports with proofs against the parent's signed state, and the
+//! cross-net messages between any two subnets of the tree, routed up to their lowest common
+//! ancestor and down.
 //!
 //! Keys in the parent's state (each child's queue is its own key range, in nonce order):
 //! `x/td/<child>/<nonce, 20 decimal digits>` -> a borsh-encoded [`TopDownMessage`].
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use ipsat_checkpoint::keccak256;
+
+use crate::types::SubnetId;
 
 /// Most releases one checkpoint carries, so a checkpoint with its releases always fits in one
 /// system transaction (about 70 bytes each).
@@ -21,6 +25,114 @@ pub enum TopDownMessage {
         /// In atto-RBTC.
         amount: u128,
     },
+    /// A cross-net message on its way down, carrying its value.
+    Cross(CrossMessage),
+}
+
+/// Largest payload a cross-net call carries.
+pub const MAX_CROSS_PAYLOAD: usize = 4096;
+
+/// Where a cross-net call lands in its destination subnet.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Target {
+    /// An account, credited with the value.
+    Account([u8; 20]),
+    /// A key of a keyspace, set to the payload; the keyspace's owner is credited with the
+    /// value. The keyspace's policy applies to the caller's address.
+    Keyspace {
+        /// The keyspace.
+        name: String,
+        /// The key written.
+        key: Vec<u8>,
+    },
+}
+
+/// What a cross-net message is.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum CrossKind {
+    /// A call, with its payload.
+    Call {
+        /// Written at a keyspace target; carried (and shown in events) for an account.
+        payload: Vec<u8>,
+    },
+    /// The outcome of call `call_nonce` of the subnet the receipt goes to: code 0 delivered,
+    /// otherwise the result code of the failure, with the call's value refunded.
+    Receipt {
+        /// The call's nonce in its origin subnet.
+        call_nonce: u64,
+        /// 0, or why the call failed.
+        code: u32,
+    },
+}
+
+/// A message between two subnets of the tree. `(from_subnet, nonce)` names it: each subnet
+/// numbers the messages it originates (calls, and receipts of calls it received) from 0.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CrossMessage {
+    /// The subnet it comes from.
+    pub from_subnet: String,
+    /// The account that sent it there (zero for a receipt).
+    pub from: [u8; 20],
+    /// Its number in `from_subnet`.
+    pub nonce: u64,
+    /// The subnet it goes to.
+    pub to_subnet: String,
+    /// Where it lands there.
+    pub to: Target,
+    /// The value it carries, in atto-RBTC.
+    pub amount: u128,
+    /// A call or a receipt.
+    pub kind: CrossKind,
+}
+
+/// Domain tag of cross-message leaves in a checkpoint's `cross_msgs_root`, so they can never
+/// be taken for a release leaf (whose preimage is 96 bytes, this one's 64).
+const CROSS_LEAF_TAG: &[u8] = b"ipsat/cross-msg/v1";
+
+impl CrossMessage {
+    /// Its canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("encoding into memory cannot fail")
+    }
+
+    /// Decodes the canonical encoding (and only it).
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let message: Self = borsh::from_slice(bytes).map_err(|e| e.to_string())?;
+        if message.encode() != bytes {
+            return Err("cross-net message is not canonically encoded".into());
+        }
+        Ok(message)
+    }
+
+    /// Its leaf in a checkpoint's `cross_msgs_root`:
+    /// `keccak256(keccak256(keccak256(tag) || keccak256(encoding)))`.
+    pub fn leaf(&self) -> [u8; 32] {
+        let inner = [keccak256(CROSS_LEAF_TAG), keccak256(&self.encode())].concat();
+        keccak256(&keccak256(&inner))
+    }
+}
+
+/// The next step of a message at `here` bound for `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// It has arrived.
+    Here,
+    /// Down to this child of `here`.
+    Down(String),
+    /// Up to `here`'s parent: the destination is not below `here`.
+    Up,
+}
+
+/// Where a message at `here` bound for `destination` goes next.
+pub fn next_hop(here: &SubnetId, destination: &SubnetId) -> Hop {
+    if here == destination {
+        return Hop::Here;
+    }
+    let prefix = format!("{}/", here.as_str());
+    match destination.as_str().strip_prefix(&prefix) {
+        Some(rest) => Hop::Down(rest.split('/').next().unwrap_or_default().to_owned()),
+        None => Hop::Up,
+    }
 }
 
 /// The parent's state key of top-down message `nonce` for the child `child`.
@@ -41,6 +153,51 @@ pub fn parse_top_down_key(key: &[u8]) -> Option<(&str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_route_up_to_the_common_ancestor_and_down() {
+        let id = |path: &str| -> SubnetId { path.parse().unwrap() };
+        let (root, a, b, ab) = (
+            id("/r33/p"),
+            id("/r33/p/a"),
+            id("/r33/p/b"),
+            id("/r33/p/a/x"),
+        );
+        assert_eq!(next_hop(&a, &b), Hop::Up);
+        assert_eq!(next_hop(&root, &b), Hop::Down("b".into()));
+        assert_eq!(next_hop(&root, &ab), Hop::Down("a".into()));
+        assert_eq!(next_hop(&a, &ab), Hop::Down("x".into()));
+        assert_eq!(next_hop(&b, &b), Hop::Here);
+        assert_eq!(next_hop(&ab, &root), Hop::Up);
+        // A name that only starts like a child is not one.
+        assert_eq!(next_hop(&a, &id("/r33/p/ab")), Hop::Up);
+    }
+
+    #[test]
+    fn cross_messages_decode_only_canonically_and_hash_apart() {
+        let message = CrossMessage {
+            from_subnet: "/r33/p/a".into(),
+            from: [1; 20],
+            nonce: 3,
+            to_subnet: "/r33/p/b".into(),
+            to: Target::Keyspace {
+                name: "notes".into(),
+                key: b"k".to_vec(),
+            },
+            amount: 5,
+            kind: CrossKind::Call {
+                payload: b"hello".to_vec(),
+            },
+        };
+        let bytes = message.encode();
+        assert_eq!(CrossMessage::decode(&bytes), Ok(message.clone()));
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert!(CrossMessage::decode(&padded).is_err());
+        let mut other = message.clone();
+        other.amount += 1;
+        assert_ne!(other.leaf(), message.leaf());
+    }
 
     #[test]
     fn keys_round_trip_and_sort_by_nonce() {

@@ -122,6 +122,10 @@ pub enum TxError {
          checkpoint height"
     )]
     ReleaseQueueFull { max: u64 },
+    #[error("invalid cross-net call: {0}")]
+    InvalidCrossCall(String),
+    #[error("no route to {0}: no such subnet in this tree")]
+    Unreachable(String),
 }
 
 impl TxError {
@@ -165,6 +169,8 @@ impl TxError {
             TxError::TopDownOutOfOrder { .. } => 303,
             TxError::TopDownProof(_) => 304,
             TxError::ReleaseQueueFull { .. } => 400,
+            TxError::InvalidCrossCall(_) => 401,
+            TxError::Unreachable(_) => 402,
         }
     }
 
@@ -208,6 +214,8 @@ impl TxError {
             TxError::TopDownOutOfOrder { .. } => "top_down_out_of_order",
             TxError::TopDownProof(_) => "top_down_proof",
             TxError::ReleaseQueueFull { .. } => "release_queue_full",
+            TxError::InvalidCrossCall(_) => "invalid_cross_call",
+            TxError::Unreachable(_) => "unreachable",
         }
     }
 }

@@ -5,7 +5,9 @@
 //! signed `Tx` can never start with `0x00` (protobuf has no field 0), so the two never
 //! collide. Like signed transactions, only the canonical encoding is accepted.
 
-use ipsat_checkpoint::cross_msgs::{releases_root, Release};
+use ipsat_checkpoint::cross_msgs::{self, Release};
+
+use crate::crossnet::CrossMessage;
 use ipsat_checkpoint::{BlsSignature, Certificate, Checkpoint};
 use ipsat_proto::v1::{self as pb, system_tx::Msg};
 use prost::Message as _;
@@ -38,6 +40,8 @@ pub enum SystemTx {
         certificate: Certificate,
         /// The releases under its `cross_msgs_root`, which they were checked to match.
         releases: Vec<Release>,
+        /// The cross-net messages under it, after the releases.
+        messages: Vec<CrossMessage>,
     },
     /// Newer headers of this subnet's parent and top-down messages proven against them.
     ParentUpdate(ParentUpdate),
@@ -100,12 +104,14 @@ pub fn release_to_proto(release: &Release) -> pb::CrossRelease {
     }
 }
 
-/// The releases `wire` carries for `checkpoint`: well formed, in consecutive nonce order, as
-/// many as the checkpoint counts and hashing to its `cross_msgs_root`.
-fn releases_of(
+/// The releases and cross-net messages `wire` and `wire_messages` carry for `checkpoint`:
+/// well formed, releases in consecutive nonce order, as many as the checkpoint counts and
+/// hashing (releases first) to its `cross_msgs_root`.
+fn bottom_up_of(
     checkpoint: &Checkpoint,
     wire: &[pb::CrossRelease],
-) -> Result<Vec<Release>, TxError> {
+    wire_messages: &[Vec<u8>],
+) -> Result<(Vec<Release>, Vec<CrossMessage>), TxError> {
     let releases = wire
         .iter()
         .map(|r| {
@@ -125,14 +131,23 @@ fn releases_of(
     if !releases.windows(2).all(|w| w[1].nonce == w[0].nonce + 1) {
         return Err(malformed("releases are not in consecutive nonce order"));
     }
-    if releases.len() as u64 != checkpoint.cross_msgs_count
-        || releases_root(&releases) != checkpoint.cross_msgs_root
+    let messages = wire_messages
+        .iter()
+        .map(|bytes| CrossMessage::decode(bytes).map_err(malformed))
+        .collect::<Result<Vec<_>, TxError>>()?;
+    let leaves: Vec<[u8; 32]> = releases
+        .iter()
+        .map(Release::leaf)
+        .chain(messages.iter().map(CrossMessage::leaf))
+        .collect();
+    if leaves.len() as u64 != checkpoint.cross_msgs_count
+        || cross_msgs::root(&leaves) != checkpoint.cross_msgs_root
     {
         return Err(malformed(
-            "the releases do not match the checkpoint's cross_msgs_root and count",
+            "the releases and messages do not match the checkpoint's cross_msgs_root and count",
         ));
     }
-    Ok(releases)
+    Ok((releases, messages))
 }
 
 /// The wire form of a light block.
@@ -190,9 +205,12 @@ impl SystemTx {
         if parsed.height != checkpoint.height {
             return Err(malformed("the checkpoint's encoding and height disagree"));
         }
+        let (releases, messages) =
+            bottom_up_of(&parsed, &checkpoint.releases, &checkpoint.messages)?;
         Ok(SystemTx::ChildCheckpoint {
             subnet: subnet.to_owned(),
-            releases: releases_of(&parsed, &checkpoint.releases)?,
+            releases,
+            messages,
             checkpoint: Box::new(parsed),
             certificate: certificate_from_proto(checkpoint.certificate.clone())?,
         })
@@ -229,9 +247,12 @@ impl SystemTx {
                 let checkpoint = Checkpoint::abi_decode(&certified.checkpoint)
                     .map(Box::new)
                     .map_err(|e| malformed(e.to_string()))?;
+                let (releases, messages) =
+                    bottom_up_of(&checkpoint, &child.releases, &child.messages)?;
                 SystemTx::ChildCheckpoint {
                     subnet: child.subnet,
-                    releases: releases_of(&checkpoint, &child.releases)?,
+                    releases,
+                    messages,
                     checkpoint,
                     certificate: certificate_from_proto(certified.certificate)?,
                 }
@@ -256,6 +277,7 @@ impl SystemTx {
                 checkpoint,
                 certificate,
                 releases,
+                messages,
             } => Msg::ChildCheckpoint(pb::ChildCheckpoint {
                 subnet: subnet.clone(),
                 checkpoint: Some(pb::CertifiedCheckpoint {
@@ -263,6 +285,7 @@ impl SystemTx {
                     certificate: Some(certificate_to_proto(certificate)),
                 }),
                 releases: releases.iter().map(release_to_proto).collect(),
+                messages: messages.iter().map(CrossMessage::encode).collect(),
             }),
             SystemTx::ParentUpdate(update) => Msg::ParentUpdate(update.to_proto()),
         };
@@ -339,6 +362,7 @@ mod tests {
             }),
             certificate: certificate(),
             releases: Vec::new(),
+            messages: Vec::new(),
         };
         for tx in [own, child] {
             let raw = tx.encode();
@@ -366,7 +390,7 @@ mod tests {
                 block_hash: [1; 32],
                 state_root: [2; 32],
                 history_root: [3; 32],
-                cross_msgs_root: releases_root(&releases),
+                cross_msgs_root: cross_msgs::releases_root(&releases),
                 cross_msgs_count: 3,
                 next_validator_set_hash: ValidatorSetHash([4; 32]),
                 configuration_number: 3,
@@ -374,6 +398,7 @@ mod tests {
             }),
             certificate: certificate(),
             releases: carried,
+            messages: Vec::new(),
         };
         let honest = with_releases(releases.clone());
         assert_eq!(SystemTx::decode(&honest.encode()), Ok(Some(honest)));

@@ -259,6 +259,7 @@ mod tests {
             checkpoint,
             mut certificate,
             releases,
+            messages,
         })) = SystemTx::decode(&first)
         else {
             panic!("a delivery decodes");
@@ -269,6 +270,7 @@ mod tests {
             checkpoint,
             certificate,
             releases,
+            messages,
         }
         .encode();
         assert_eq!(judge_now(&forged, "beta"), reject);

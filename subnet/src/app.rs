@@ -225,13 +225,17 @@ fn deliver_system(
             checkpoint,
             certificate,
             releases,
+            messages,
         } => registry::accept_checkpoint(
             &mut fork,
             subnet,
             child,
-            checkpoint,
-            certificate,
-            releases,
+            &registry::CheckpointDelivery {
+                checkpoint,
+                certificate,
+                releases,
+                messages,
+            },
             height,
         ),
         SystemTx::ParentUpdate(update) => match block_time_unix_nanos {

@@ -8,7 +8,7 @@ use jmt::storage::TreeReader;
 
 use ipsat_checkpoint::cross_msgs::Release;
 use ipsat_checkpoint::{Certificate, Checkpoint, CheckpointDomain};
-use ipsat_core::crossnet::top_down_key;
+use ipsat_core::crossnet::{top_down_key, CrossMessage};
 use ipsat_core::proof::key_hash;
 use ipsat_core::system::{certificate_to_proto, release_to_proto};
 use ipsat_core::{app_hash, Address, Amount, Hash32, SubnetId};
@@ -225,14 +225,14 @@ pub fn subnet_to_proto(id: &SubnetId, name: &str, record: &ChildRecord) -> pb::S
 }
 
 /// The API's form of a checkpoint of `subnet`, with its certificate and the height that
-/// recorded it once it has one, and the releases it carries when they are known here (a
-/// subnet's own checkpoints).
+/// recorded it once it has one, and the releases and messages it carries when they are known
+/// here (a subnet's own checkpoints).
 pub fn checkpoint_to_proto(
     subnet: &SubnetId,
     checkpoint: &Checkpoint,
     certified: Option<(&Certificate, u64)>,
     domain: &CheckpointDomain,
-    releases: &[Release],
+    (releases, messages): &(Vec<Release>, Vec<CrossMessage>),
 ) -> pb::Checkpoint {
     pb::Checkpoint {
         subnet_id: subnet.to_string(),
@@ -251,6 +251,7 @@ pub fn checkpoint_to_proto(
         abi: checkpoint.abi_encode().to_vec(),
         recorded_at: certified.map_or(0, |(_, at)| at),
         releases: releases.iter().map(release_to_proto).collect(),
+        messages: messages.iter().map(CrossMessage::encode).collect(),
     }
 }
 
@@ -365,7 +366,10 @@ impl StateQuery {
         };
         let id = self.own_id()?;
         let domain = params.domain();
-        let releases = checkpoints::checkpoint_releases(store, height)?;
+        let carried = (
+            checkpoints::checkpoint_releases(store, height)?,
+            checkpoints::checkpoint_messages(store, height)?,
+        );
         if let Some(stored) = checkpoints::certified(store, height)? {
             let (checkpoint, certificate) = stored.decode()?;
             response.checkpoint = Some(checkpoint_to_proto(
@@ -373,10 +377,10 @@ impl StateQuery {
                 &checkpoint,
                 Some((&certificate, stored.recorded_at)),
                 &domain,
-                &releases,
+                &carried,
             ));
         } else if let Some(cut) = store.cut_checkpoint(height)? {
-            response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain, &releases));
+            response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain, &carried));
         }
         Ok(response)
     }
@@ -417,7 +421,7 @@ impl StateQuery {
             &checkpoint,
             Some((&certificate, stored.recorded_at)),
             &domain,
-            &[],
+            &(Vec::new(), Vec::new()),
         ));
         Ok(response)
     }
@@ -436,6 +440,7 @@ impl StateQuery {
                 checkpoint: Box::new(checkpoint),
                 certificate,
                 releases: checkpoints::checkpoint_releases(&*self.store, height)?,
+                messages: checkpoints::checkpoint_messages(&*self.store, height)?,
             }
             .encode(),
         ))

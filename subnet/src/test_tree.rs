@@ -251,6 +251,25 @@ impl TestTree {
             .expect("the child's name was valid at creation")
     }
 
+    /// A transaction in child `name`, signed by `key` with `nonce` and a fee of 10^14 atto.
+    pub fn child_tx(
+        &self,
+        name: &str,
+        key: &SecretKey,
+        nonce: u64,
+        msg: pb::tx_body::Msg,
+    ) -> Vec<u8> {
+        let child = self.id_of(name);
+        let body = pb::TxBody {
+            subnet_id: child.to_string(),
+            from: address(key).as_bytes().to_vec(),
+            nonce,
+            fee: "100000000000000".into(),
+            msg: Some(msg),
+        };
+        sign(key, &child, &body)
+    }
+
     /// The child `name` (the first child or a sibling).
     pub fn chain(&self, name: &str) -> &TestChain {
         if name == self.child_name {

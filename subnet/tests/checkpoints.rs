@@ -374,6 +374,7 @@ fn submit(name: &str, checkpoint: &Checkpoint, certificate: &Certificate) -> Vec
         checkpoint: Box::new(checkpoint.clone()),
         certificate: certificate.clone(),
         releases: Vec::new(),
+        messages: Vec::new(),
     }
     .encode()
 }

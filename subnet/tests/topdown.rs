@@ -268,19 +268,9 @@ fn a_lapsed_trusting_period_stops_imports_loudly() {
 }
 
 const RBTC: u128 = 1_000_000_000_000_000_000;
-const FEE: u128 = 100_000_000_000_000;
-
 /// A transaction in the child signed by `key` with `nonce`.
 fn child_tx(tree: &TestTree, key: &secp256k1::SecretKey, nonce: u64, msg: Msg) -> Vec<u8> {
-    let child: SubnetId = tree.child_id();
-    let body = pb::TxBody {
-        subnet_id: child.to_string(),
-        from: ipsat_subnet::test_tree::address(key).as_bytes().to_vec(),
-        nonce,
-        fee: FEE.to_string(),
-        msg: Some(msg),
-    };
-    ipsat_core::tx::sign(key, &child, &body)
+    tree.child_tx(CHILD, key, nonce, msg)
 }
 
 fn parent_balance(tree: &TestTree, who: Address) -> Amount {

@@ -120,6 +120,7 @@ fn system_transactions() {
             checkpoint: Box::new(checkpoint()),
             certificate: certificate(),
             releases: Vec::new(),
+            messages: Vec::new(),
         }
         .encode(),
     ];

@@ -6,7 +6,8 @@
 //! `c/cert/<height be>` -> a certified checkpoint ([`StoredCheckpoint`]); `c/last` -> the
 //! height of the latest certified one; `c/parent` -> the parent anchor from genesis;
 //! `c/rfrom` -> the nonce of the first release no checkpoint carries yet; `c/rel/<height be>`
-//! -> the range of release nonces the checkpoint at that height carries.
+//! -> the range of release nonces the checkpoint at that height carries; `c/mfrom` and
+//! `c/msg/<height be>` -> the same for the cross-net messages of the upward queue.
 //!
 //! The timeline of checkpoint `C` (a multiple of the period): FinalizeBlock(C) cuts it from
 //! the block's roots and the app keeps it outside the state tree ([`CutCheckpoints`]), since
@@ -19,17 +20,18 @@
 use std::collections::BTreeSet;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::cross_msgs::{releases_root, Release};
+use ipsat_checkpoint::cross_msgs::{self, Release};
 use ipsat_checkpoint::{
     is_quorum, BlsSecretKey, BlsSignature, Certificate, Checkpoint, CheckpointDigest,
     CheckpointDomain, CheckpointHash,
 };
+use ipsat_core::crossnet::CrossMessage;
 use ipsat_core::types::cometbft_address;
 use ipsat_core::{CheckpointVote, SubnetId, SystemTx, TxError};
 
 use crate::component::{Component, ExecError};
-use crate::components::parent;
 use crate::components::registry::{self, Member};
+use crate::components::{crossnet, parent};
 use crate::context::{BlockContext, BlockEffects, ExtendedCommit, ValidatorAddress};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::{Genesis, ParentAnchor};
@@ -44,9 +46,32 @@ const NEXT_KEY: &[u8] = b"c/next";
 const LAST_KEY: &[u8] = b"c/last";
 const PARENT_KEY: &[u8] = b"c/parent";
 const FIRST_UNCOVERED_RELEASE_KEY: &[u8] = b"c/rfrom";
+const FIRST_UNCOVERED_MESSAGE_KEY: &[u8] = b"c/mfrom";
 
 fn releases_key(height: u64) -> Vec<u8> {
     [b"c/rel/".as_slice(), &height.to_be_bytes()].concat()
+}
+
+fn messages_key(height: u64) -> Vec<u8> {
+    [b"c/msg/".as_slice(), &height.to_be_bytes()].concat()
+}
+
+/// The cross-net messages the checkpoint at `height` carries, in queue order.
+pub fn checkpoint_messages(
+    state: &impl StateRead,
+    height: u64,
+) -> Result<Vec<CrossMessage>, StateError> {
+    let Some((from, to)) = state.get::<(u64, u64)>(&messages_key(height))? else {
+        return Ok(Vec::new());
+    };
+    (from..to)
+        .map(|index| {
+            crossnet::up_message(state, index)?.ok_or_else(|| StateError::Corrupt {
+                key: format!("upward message {index}"),
+                detail: "a checkpoint carries a message that was never queued".into(),
+            })
+        })
+        .collect()
 }
 
 /// The nonce of the first release no checkpoint carries yet.
@@ -255,6 +280,12 @@ impl Component for Checkpoints {
         let to = parent::next_release_nonce(state)?;
         state.put(releases_key(block.height), &(from, to));
         state.put(FIRST_UNCOVERED_RELEASE_KEY.to_vec(), &to);
+        let from = state
+            .get::<u64>(FIRST_UNCOVERED_MESSAGE_KEY)?
+            .unwrap_or_default();
+        let to = crossnet::up_count(state)?;
+        state.put(messages_key(block.height), &(from, to));
+        state.put(FIRST_UNCOVERED_MESSAGE_KEY.to_vec(), &to);
         Ok(())
     }
 }
@@ -304,15 +335,23 @@ pub fn due(
             })?,
         None => CheckpointHash::default(),
     };
-    let releases = checkpoint_releases(state, height)?;
+    let leaves: Vec<[u8; 32]> = checkpoint_releases(state, height)?
+        .iter()
+        .map(Release::leaf)
+        .chain(
+            checkpoint_messages(state, height)?
+                .iter()
+                .map(CrossMessage::leaf),
+        )
+        .collect();
     Ok(Some(DueCheckpoint(Checkpoint {
         subnet: subnet.hash(),
         height,
         block_hash: [0; 32],
         state_root: [0; 32],
         history_root: [0; 32],
-        cross_msgs_root: releases_root(&releases),
-        cross_msgs_count: releases.len() as u64,
+        cross_msgs_root: cross_msgs::root(&leaves),
+        cross_msgs_count: leaves.len() as u64,
         next_validator_set_hash: registry::set_hash(&signing_set(state)?),
         configuration_number: params.configuration_number,
         previous,

@@ -163,23 +163,34 @@ fn kv_event(kind: &'static str, keyspace: &str, key: &[u8], writer: Address) -> 
     }
 }
 
+/// Sets `key` of keyspace `name` to `value` for `writer`, under the keyspace's policy and
+/// limits; the keyspace's owner.
+pub fn put(
+    state: &mut StateDelta<'_>,
+    writer: Address,
+    name: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(Address, Event), ExecError> {
+    let keyspace = writable(state, writer, name, key)?;
+    if value.len() > keyspace.max_value_bytes as usize {
+        return Err(TxError::ValueTooLarge {
+            max: keyspace.max_value_bytes,
+            got: value.len(),
+        }
+        .into());
+    }
+    state.put_raw(kv_key(name, key), value.to_vec());
+    Ok((
+        Address(keyspace.owner),
+        kv_event("kv_put", name, key, writer),
+    ))
+}
+
 impl ActionHandler for KvPut {
     fn execute(&self, state: &mut StateDelta<'_>, tx: &TxContext) -> Result<Vec<Event>, ExecError> {
-        let keyspace = writable(state, tx.sender, &self.keyspace, &self.key)?;
-        if self.value.len() > keyspace.max_value_bytes as usize {
-            return Err(TxError::ValueTooLarge {
-                max: keyspace.max_value_bytes,
-                got: self.value.len(),
-            }
-            .into());
-        }
-        state.put_raw(kv_key(&self.keyspace, &self.key), self.value.clone());
-        Ok(vec![kv_event(
-            "kv_put",
-            &self.keyspace,
-            &self.key,
-            tx.sender,
-        )])
+        let (_, event) = put(state, tx.sender, &self.keyspace, &self.key, &self.value)?;
+        Ok(vec![event])
     }
 }
 

@@ -44,5 +44,6 @@ pub fn handler(action: &Action) -> &dyn ActionHandler {
         Action::SubnetKill(kill) => kill,
         Action::Fund(fund) => fund,
         Action::Release(release) => release,
+        Action::CrossCall(call) => call,
     }
 }

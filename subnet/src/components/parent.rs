@@ -36,7 +36,7 @@ use ipsat_core::{verify_state_proof, Address, Amount, SubnetId, TxError};
 use tendermint::{Hash, Time};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
-use crate::components::{accounts, checkpoints};
+use crate::components::{accounts, checkpoints, crossnet};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::Genesis;
 use crate::Event;
@@ -166,6 +166,16 @@ pub fn release(
         }))
 }
 
+/// Counts `amount` as gone up to the parent (a release, or a cross-net message on its way up):
+/// this subnet's supply shrinks by it until the parent takes it from the lock it holds.
+pub fn send_up(state: &mut StateDelta<'_>, amount: Amount) -> Result<(), ExecError> {
+    let released = released(state)?
+        .checked_add(amount)
+        .ok_or_else(|| TxError::InvalidAmount("released value overflow".into()))?;
+    state.put(RELEASED_KEY.to_vec(), &released.atto());
+    Ok(())
+}
+
 impl ActionHandler for Release {
     fn execute(&self, state: &mut StateDelta<'_>, tx: &TxContext) -> Result<Vec<Event>, ExecError> {
         client(state)?.ok_or(TxError::NoParent)?;
@@ -177,10 +187,7 @@ impl ActionHandler for Release {
             .into());
         }
         accounts::debit(state, tx.sender, self.amount)?;
-        let released = released(state)?
-            .checked_add(self.amount)
-            .ok_or_else(|| TxError::InvalidAmount("released value overflow".into()))?;
-        state.put(RELEASED_KEY.to_vec(), &released.atto());
+        send_up(state, self.amount)?;
         state.put(
             release_key(nonce),
             &StoredRelease {
@@ -252,20 +259,28 @@ pub fn apply_update(
     let mut minted = minted(state)?;
     for proof in &update.messages {
         let message = proven_message(&client, subnet.name(), next, proof)?;
-        let TopDownMessage::Deposit { recipient, amount } = message;
-        let (recipient, amount) = (Address(recipient), Amount::from_atto(amount));
-        accounts::credit(state, recipient, amount)?;
+        let amount = Amount::from_atto(match &message {
+            TopDownMessage::Deposit { amount, .. } => *amount,
+            TopDownMessage::Cross(cross) => cross.amount,
+        });
         minted = minted
             .checked_add(amount)
             .ok_or_else(|| TxError::InvalidAmount("minted value overflow".into()))?;
-        events.push(Event {
-            kind: "top_down",
-            attributes: vec![
-                ("nonce", next.to_string()),
-                ("recipient", recipient.to_string()),
-                ("amount", amount.to_string()),
-            ],
-        });
+        match message {
+            TopDownMessage::Deposit { recipient, .. } => {
+                let recipient = Address(recipient);
+                accounts::credit(state, recipient, amount)?;
+                events.push(Event {
+                    kind: "top_down",
+                    attributes: vec![
+                        ("nonce", next.to_string()),
+                        ("recipient", recipient.to_string()),
+                        ("amount", amount.to_string()),
+                    ],
+                });
+            }
+            TopDownMessage::Cross(cross) => events.extend(crossnet::receive(state, subnet, cross)?),
+        }
         next += 1;
     }
     state.put(NEXT_KEY.to_vec(), &next);

@@ -20,6 +20,7 @@ use ipsat_checkpoint::{
 use ipsat_core::action::{
     SubnetCreate, SubnetJoin, SubnetKill, SubnetLeave, ATTO_PER_POWER, MAX_SUBNET_VALIDATORS,
 };
+use ipsat_core::crossnet::CrossMessage;
 use ipsat_core::{Address, Amount, SubnetId, TxError};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
@@ -393,19 +394,37 @@ impl ActionHandler for SubnetKill {
     }
 }
 
+/// A child's certified checkpoint with what it carries, as its delivery brings it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointDelivery<'a> {
+    /// The checkpoint.
+    pub checkpoint: &'a Checkpoint,
+    /// Its certificate.
+    pub certificate: &'a Certificate,
+    /// The releases under its `cross_msgs_root`.
+    pub releases: &'a [Release],
+    /// The cross-net messages under it.
+    pub messages: &'a [CrossMessage],
+}
+
 /// Accepts the next checkpoint of child `name`: it must be the child's, at the next height,
 /// chained to the last accepted one, name the child's set and configuration, and carry a
 /// certificate of more than two thirds of that set's power, all judged from parent state.
-/// Then pays the `releases` it carries (already checked against its `cross_msgs_root`).
+/// Then pays the releases it carries and takes in its cross-net messages (both already
+/// checked against its `cross_msgs_root`).
 pub fn accept_checkpoint(
     state: &mut StateDelta<'_>,
     parent: &SubnetId,
     name: &str,
-    checkpoint: &Checkpoint,
-    certificate: &Certificate,
-    releases: &[Release],
+    delivery: &CheckpointDelivery<'_>,
     height: u64,
 ) -> Result<Vec<Event>, ExecError> {
+    let CheckpointDelivery {
+        checkpoint,
+        certificate,
+        releases,
+        messages,
+    } = *delivery;
     let mut record = existing(state, name)?;
     if record.status != ChildStatus::Active {
         return Err(record.wrong_status(name, "it has no checkpoints to accept"));
@@ -458,5 +477,6 @@ pub fn accept_checkpoint(
         ],
     )];
     events.extend(crossnet::pay_releases(state, name, releases)?);
+    events.extend(crossnet::receive_from_child(state, parent, name, messages)?);
     Ok(events)
 }
