@@ -4,12 +4,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipsat_core::crossnet::{CrossKind, Target};
 use ipsat_core::tx::{tx_hash, MAX_TX_BYTES};
 use ipsat_core::types::is_valid_name;
-use ipsat_core::Address;
+use ipsat_core::{Address, Amount};
 use ipsat_proto::v1::{
     self as pb, query_service_server::QueryService, tx_service_server::TxService,
 };
+use ipsat_subnet::components::crossnet::MessageStatus;
 use ipsat_subnet::{AppError, CommittedBlock, StateQuery};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
@@ -93,6 +95,15 @@ fn rfc3339(unix_nanos: i64) -> String {
     )
     .map(|t| t.to_rfc3339())
     .unwrap_or_default()
+}
+
+/// Whether an event of kind `kind` passes the filter `filter`: empty (all), a kind, or a
+/// prefix followed by `*`.
+fn kind_matches(filter: &str, kind: &str) -> bool {
+    match filter.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => filter.is_empty() || filter == kind,
+    }
 }
 
 /// Runs a RocksDB read off the async runtime.
@@ -353,11 +364,7 @@ impl QueryService for Api {
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 for tx in &block.tx_results {
-                    for event in tx
-                        .events
-                        .iter()
-                        .filter(|e| kind.is_empty() || e.kind == kind)
-                    {
+                    for event in tx.events.iter().filter(|e| kind_matches(&kind, e.kind)) {
                         let item = pb::TxEvent {
                             height: block.height,
                             tx_hash: tx.hash.to_vec(),
@@ -410,6 +417,56 @@ impl QueryService for Api {
             height,
             proofs,
         }))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::GetMessageResponse>, Status> {
+        let nonce = request.into_inner().nonce;
+        let query = self.query.clone();
+        let (record, height) = blocking(move || query.outgoing(nonce)).await?;
+        let Some(record) = record else {
+            return Ok(Response::new(pb::GetMessageResponse {
+                height,
+                ..Default::default()
+            }));
+        };
+        let message = record.message;
+        let mut response = pb::GetMessageResponse {
+            found: true,
+            from_subnet: message.from_subnet,
+            from: message.from.to_vec(),
+            nonce: message.nonce,
+            to_subnet: message.to_subnet,
+            amount: Amount::from_atto(message.amount).to_string(),
+            height,
+            ..Default::default()
+        };
+        match message.to {
+            Target::Account(address) => response.to_account = address.to_vec(),
+            Target::Keyspace { name, key } => {
+                response.to_keyspace = name;
+                response.key = key;
+            }
+        }
+        match message.kind {
+            CrossKind::Call { payload } => {
+                response.kind = "call".into();
+                response.payload = payload;
+            }
+            CrossKind::Receipt { call_nonce, code } => {
+                response.kind = "receipt".into();
+                response.call_nonce = call_nonce;
+                response.code = code;
+            }
+        }
+        (response.status, response.failure_code) = match record.status {
+            MessageStatus::Sent => ("sent".into(), 0),
+            MessageStatus::Delivered => ("delivered".into(), 0),
+            MessageStatus::Failed(code) => ("failed".into(), code),
+        };
+        Ok(Response::new(response))
     }
 
     async fn get_parent(
@@ -547,6 +604,16 @@ mod tests {
     use ipsat_subnet::Store;
 
     use super::*;
+
+    #[test]
+    fn event_kind_filters_match_whole_kinds_or_prefixes() {
+        assert!(kind_matches("", "transfer"));
+        assert!(kind_matches("transfer", "transfer"));
+        assert!(!kind_matches("transfer", "transfers"));
+        assert!(kind_matches("cross_*", "cross_receipt"));
+        assert!(!kind_matches("cross_*", "fund"));
+        assert!(kind_matches("*", "fund"));
+    }
 
     fn api(dir: &std::path::Path) -> Api {
         api_over(StateQuery::new(Arc::new(Store::open(dir).unwrap())))

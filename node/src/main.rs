@@ -30,6 +30,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::checkpoint::CheckpointCommand;
 use commands::keys::KeysCommand;
+use commands::message::MessageCommand;
 use commands::node::NodeCommand;
 use commands::query::QueryCommand;
 use commands::relay::RelayArgs;
@@ -96,6 +97,9 @@ enum Command {
     Checkpoint(CheckpointCommand),
     /// Submit a child's certified checkpoints to its parent (--node) until it has caught up.
     Relay(RelayArgs),
+    /// Cross-net messages this subnet originated, with their status.
+    #[command(subcommand)]
+    Message(MessageCommand),
 }
 
 #[tokio::main]
@@ -127,5 +131,6 @@ async fn main() -> Result<()> {
             commands::checkpoint::run(command, &cli.node, cli.output).await
         }
         Command::Relay(args) => commands::relay::run(args, &cli.node, cli.output).await,
+        Command::Message(command) => commands::message::run(command, &cli.node, cli.output).await,
     }
 }

@@ -324,6 +324,12 @@ impl StateQuery {
         Ok((height, proofs))
     }
 
+    /// The cross-net message this subnet originated with `nonce`, and the committed height.
+    pub fn outgoing(&self, nonce: u64) -> Result<(Option<crossnet::Outgoing>, u64), AppError> {
+        let height = self.height()?;
+        Ok((crossnet::outgoing(&*self.store, nonce)?, height))
+    }
+
     /// This subnet's light client of its parent and what it holds from the parent: the
     /// client (`None` without a parent), minted, released, the next top-down nonce and the
     /// next release nonce, at the latest committed height.

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod keys;
+pub mod message;
 pub mod node;
 pub mod query;
 pub mod relay;

@@ -145,6 +145,26 @@ pub enum TxMsg {
     /// Burn atto-RBTC here, paid to RECIPIENT in the parent once the parent has accepted the
     /// checkpoint that carries the release.
     Release { recipient: Address, amount: Amount },
+    /// Send atto-RBTC and a payload to another subnet TO_SUBNET of the tree (e.g.
+    /// /r33/alpha/gamma): to an account (--account), or a key of a keyspace (--keyspace and
+    /// --key: the payload is written there and the keyspace's owner is credited). A receipt
+    /// comes back; if the call fails there, the value is refunded (`ipsat message show`).
+    CrossCall {
+        to_subnet: SubnetId,
+        #[arg(long, conflicts_with_all = ["keyspace", "key"])]
+        account: Option<Address>,
+        #[arg(long, requires = "key")]
+        keyspace: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "0")]
+        amount: Amount,
+        #[arg(long, default_value = "")]
+        payload: String,
+        /// KEY and PAYLOAD are hex, not UTF-8.
+        #[arg(long)]
+        hex: bool,
+    },
 }
 
 fn policy_proto(policy: Policy) -> pb::WritePolicy {
@@ -202,6 +222,25 @@ pub async fn run(args: TxArgs, home: &Path, node: &str, output: Output) -> Resul
         TxMsg::Release { recipient, amount } => Msg::Release(pb::Release {
             recipient: recipient.0.to_vec(),
             amount: amount.to_string(),
+        }),
+        TxMsg::CrossCall {
+            to_subnet,
+            account,
+            keyspace,
+            key,
+            amount,
+            payload,
+            hex,
+        } => Msg::CrossCall(pb::CrossCall {
+            to_subnet: to_subnet.to_string(),
+            to_account: account.map(|a| a.0.to_vec()).unwrap_or_default(),
+            to_keyspace: keyspace.unwrap_or_default(),
+            key: key
+                .map(|k| bytes_arg(&k, hex))
+                .transpose()?
+                .unwrap_or_default(),
+            amount: amount.to_string(),
+            payload: bytes_arg(&payload, hex)?,
         }),
     };
     let mut client = client::Client::connect(node).await?;
