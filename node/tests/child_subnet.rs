@@ -12,12 +12,12 @@
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipsat_checkpoint::{BlsPublicKey, Certificate, CheckpointDomain, Signer};
 use ipsat_core::system::certificate_from_proto;
 use ipsat_proto::v1 as pb;
+use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::cut::CutNetworkProxy;
 use ipsat_tests::{Client, Testnet};
 
@@ -25,12 +25,18 @@ const BASE: u16 = 27200;
 const PERIOD: u64 = 4;
 const CHILD: usize = 3;
 
+const PORTS: ChildPorts = ChildPorts {
+    base: BASE + 100,
+    grpc_base: BASE + 410,
+    metrics_base: BASE + 460,
+};
+
 fn child_port(i: usize, offset: u16) -> u16 {
-    BASE + 100 + 10 * i as u16 + offset
+    PORTS.port(i, offset)
 }
 
 fn child_grpc(i: usize) -> u16 {
-    BASE + 410 + i as u16
+    PORTS.grpc(i)
 }
 
 fn pull_proxy_port(parent: usize) -> u16 {
@@ -60,30 +66,11 @@ async fn metric(metrics_port: u16, name: &str) -> u64 {
 }
 
 fn cli(net: &Testnet, args: &[&str]) -> String {
-    let (ok, stdout, stderr) = net.cli(args).unwrap();
-    assert!(ok, "ipsat {args:?} failed:\n{stderr}\n{stdout}");
-    stdout
+    child::cli(net, args).unwrap()
 }
 
-/// Runs the CLI against the node at gRPC port `grpc`, with the testnet's funded keys.
 fn cli_at(net: &Testnet, grpc: u16, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ipsat"))
-        .args(args)
-        .arg("--home")
-        .arg(net.path("net"))
-        .arg("--node")
-        .arg(format!("http://127.0.0.1:{grpc}"))
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert!(
-        output.status.success(),
-        "ipsat {args:?} failed:\n{stderr}\n{stdout}"
-    );
-    stdout.into_owned()
+    child::cli_at(net, grpc, args).unwrap()
 }
 
 /// Polls `who`'s balance on `client`'s node until it is `want`, printing what it sees.
@@ -112,16 +99,6 @@ async fn wait_balance(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn node_id(home: &Path) -> String {
-    let out = std::process::Command::new("cometbft")
-        .args(["show-node-id", "--home"])
-        .arg(home.join("cometbft"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 async fn subnet(parent: &mut Client) -> pb::Subnet {
@@ -226,39 +203,8 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
         .unwrap();
 
     // The registry, through the CLI.
-    cli(
-        &net,
-        &[
-            "subnet",
-            "create",
-            "beta",
-            "--min-validators",
-            "3",
-            "--min-collateral",
-            "1000000000",
-            "--checkpoint-period",
-            &PERIOD.to_string(),
-            "--from",
-            "faucet",
-        ],
-    );
-    let homes: Vec<_> = (0..CHILD).map(|i| net.path(&format!("child{i}"))).collect();
-    for (i, home) in homes.iter().enumerate() {
-        cli(
-            &net,
-            &[
-                "subnet",
-                "join",
-                "beta",
-                "--collateral",
-                "10000000000",
-                "--validator-home",
-                home.to_str().unwrap(),
-                "--from",
-                &format!("account-{}", i + 1),
-            ],
-        );
-    }
+    let joiners = ["account-1", "account-2", "account-3"];
+    let homes = child::register(&net, "beta", PERIOD, &joiners).unwrap();
     let listed: serde_json::Value =
         serde_json::from_str(&cli(&net, &["subnet", "list", "--output", "json"])).unwrap();
     assert_eq!(listed["subnets"][0]["status"], "active");
@@ -271,52 +217,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     );
 
     // Each validator writes its home from the registry; all three get the same genesis.
-    let ids: Vec<String> = homes.iter().map(|h| node_id(h)).collect();
-    for (i, home) in homes.iter().enumerate() {
-        let peers: Vec<String> = (0..CHILD)
-            .filter(|j| *j != i)
-            .map(|j| format!("{}@127.0.0.1:{}", ids[j], child_port(j, 6)))
-            .collect();
-        let ports = [
-            ("--cometbft-metrics-port", child_port(i, 5)),
-            ("--p2p-port", child_port(i, 6)),
-            ("--rpc-port", child_port(i, 7)),
-            ("--abci-port", child_port(i, 8)),
-            ("--grpc-port", child_grpc(i)),
-            ("--metrics-port", BASE + 460 + i as u16),
-            ("--gossip-port", child_port(i, 9)),
-        ];
-        let mut args: Vec<String> = [
-            "subnet",
-            "init",
-            "beta",
-            "--validator-home",
-            home.to_str().unwrap(),
-            "--persistent-peers",
-            &peers.join(","),
-            "--timeout-commit",
-            "300ms",
-            "--output",
-            "json",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        for (flag, port) in ports {
-            args.push(flag.into());
-            args.push(port.to_string());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let written: serde_json::Value = serde_json::from_str(&cli(&net, &args)).unwrap();
-        assert_eq!(written["validator"], true);
-    }
-    let genesis = |i: usize| std::fs::read(homes[i].join("cometbft/config/genesis.json")).unwrap();
-    assert_eq!(genesis(0), genesis(1));
-    assert_eq!(genesis(0), genesis(2));
-    for (i, home) in homes.iter().enumerate() {
-        let index = net.adopt(home.clone(), child_grpc(i));
-        net.start(index).unwrap();
-    }
+    child::start(&mut net, "beta", &homes, &PORTS, true).unwrap();
 
     // Five consecutive checkpoints accepted in the parent, each certified by the child's
     // genesis set held in parent state.

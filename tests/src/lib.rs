@@ -7,6 +7,7 @@
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
 
+pub mod child;
 pub mod containers;
 pub mod cut;
 pub mod fuzz;
@@ -202,12 +203,17 @@ impl Testnet {
     /// Runs the `ipsat` CLI against node 0 with this testnet's directory as `--home` (where the
     /// funded keys live); returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        self.cli_at(self.grpc_ports[0], args)
+    }
+
+    /// Runs the CLI like [`Self::cli`], against the node whose gRPC API is on `grpc_port`.
+    pub fn cli_at(&self, grpc_port: u16, args: &[&str]) -> Result<(bool, String, String)> {
         let output = Command::new(&self.bin)
             .args(args)
             .arg("--home")
             .arg(self.dir.path().join("net"))
             .arg("--node")
-            .arg(format!("http://127.0.0.1:{}", self.grpc_ports[0]))
+            .arg(format!("http://127.0.0.1:{grpc_port}"))
             .output()
             .context("running the ipsat CLI")?;
         Ok((
