@@ -50,19 +50,9 @@ fn gossip_proxy_port(parent: usize) -> u16 {
 /// The parent node that also pulls checkpoints over gRPC; the others rely on gossip alone.
 const PULLING_PARENT: usize = 3;
 
-/// A counter from node `metrics_port`'s Prometheus endpoint.
-async fn metric(metrics_port: u16, name: &str) -> u64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .parse()
-        .unwrap()
+/// A counter from a node's Prometheus endpoint.
+async fn metric(port: u16, name: &str) -> u64 {
+    ipsat_tests::metric(port, name).await.unwrap()
 }
 
 fn cli(net: &Testnet, args: &[&str]) -> String {
@@ -217,7 +207,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     );
 
     // Each validator writes its home from the registry; all three get the same genesis.
-    child::start(&mut net, "beta", &homes, &PORTS, true).unwrap();
+    child::start(&mut net, "beta", &homes, &PORTS, true, &[]).unwrap();
 
     // Five consecutive checkpoints accepted in the parent, each certified by the child's
     // genesis set held in parent state.

@@ -5,7 +5,8 @@
 //! receipt. Then a seeded random sequence of 200 funds, transfers, releases and cross-calls,
 //! with a validator of A killed and restarted in the middle. At rest, each child's supply
 //! equals what P holds locked for it, and the total over the tree equals P's genesis total,
-//! exactly.
+//! exactly. B's nodes follow P through two lying endpoints (one forging commits, one inflating
+//! deposits) before an honest one: B leaves both and imports nothing false.
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
@@ -15,6 +16,7 @@ use ipsat_core::{Address, SubnetId};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::fuzz::Mutator;
+use ipsat_tests::lying::{Lie, LyingParentEndpoint};
 use ipsat_tests::{address_of, sign_for, transfer, Client, Testnet};
 use secp256k1::SecretKey;
 
@@ -39,6 +41,11 @@ const SEED: u64 = 0x1b7e_5a71;
 
 fn amount(text: &str) -> u128 {
     text.parse().unwrap()
+}
+
+/// A counter from a node's Prometheus endpoint.
+async fn metric(port: u16, name: &str) -> u64 {
+    ipsat_tests::metric(port, name).await.unwrap()
 }
 
 async fn balance(client: &mut Client, who: Address) -> u128 {
@@ -186,8 +193,16 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
 
     let a_homes = child::register(&net, A, PERIOD, &["account-1", "account-2"]).unwrap();
     let b_homes = child::register(&net, B, PERIOD, &["account-3"]).unwrap();
-    let a_nodes = child::start(&mut net, A, &a_homes, &A_PORTS, false).unwrap();
-    let b_nodes = child::start(&mut net, B, &b_homes, &B_PORTS, false).unwrap();
+    let honest = format!("http://127.0.0.1:{}", net.grpc_port(0));
+    let forging = LyingParentEndpoint::start(BASE + 430, &honest, Lie::ForgedCommit)
+        .await
+        .unwrap();
+    let inflating = LyingParentEndpoint::start(BASE + 431, &honest, Lie::InflatedMessages)
+        .await
+        .unwrap();
+    let b_parents = [forging.url.clone(), inflating.url.clone(), honest];
+    let a_nodes = child::start(&mut net, A, &a_homes, &A_PORTS, false, &[]).unwrap();
+    let b_nodes = child::start(&mut net, B, &b_homes, &B_PORTS, false, &b_parents).unwrap();
     let a_id: SubnetId = record(&mut parent, A).await.id.parse().unwrap();
     let b_id: SubnetId = record(&mut parent, B).await.id.parse().unwrap();
     let mut a = net.client(a_nodes[0]).await.unwrap();
@@ -218,14 +233,25 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         }
     })
     .await;
-    wait_until("bob in B", Duration::from_secs(90), || {
-        let mut b = b.clone();
-        async move {
-            let have = balance(&mut b, bob).await;
-            (have == 20 * RBTC, have.to_string())
-        }
-    })
+    wait_until(
+        "bob in B (past two lying parent endpoints)",
+        Duration::from_secs(90),
+        || {
+            let mut b = b.clone();
+            async move {
+                let have = balance(&mut b, bob).await;
+                (have == 20 * RBTC, have.to_string())
+            }
+        },
+    )
     .await;
+
+    // B left both liars, each for serving what B refuses.
+    let failures = metric(B_PORTS.metrics(0), "ipsat_parent_endpoint_failures_total").await;
+    assert!(
+        failures >= 2,
+        "B left {failures} parent endpoints, not both liars"
+    );
 
     // Through the CLI: Bob opens a keyspace in B; Alice calls into it from A with 2 RBTC, and
     // into a keyspace B lacks with 3.

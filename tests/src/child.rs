@@ -104,14 +104,16 @@ fn node_id(home: &Path) -> Result<String> {
 }
 
 /// Writes every validator home of child `name` with `ipsat subnet init` (peers on loopback,
-/// 300 ms blocks, gossip on port 9 if `gossip`), adopts them into `net` and starts them; their
-/// indices in `net`.
+/// 300 ms blocks, gossip on port 9 if `gossip`, following the parent at `parent_grpc`, or at
+/// the parent's node 0 if it is empty), adopts them into `net` and starts them; their indices
+/// in `net`.
 pub fn start(
     net: &mut Testnet,
     name: &str,
     homes: &[PathBuf],
     ports: &ChildPorts,
     gossip: bool,
+    parent_grpc: &[String],
 ) -> Result<Vec<usize>> {
     let ids = homes
         .iter()
@@ -150,6 +152,10 @@ pub fn start(
         for (flag, port) in numbered {
             args.push(flag.into());
             args.push(port.to_string());
+        }
+        for endpoint in parent_grpc {
+            args.push("--parent-grpc".into());
+            args.push(endpoint.clone());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let written: serde_json::Value = serde_json::from_str(&cli(net, &args)?)?;

@@ -1,8 +1,10 @@
 //! Harness for the multi-process integration tests: a local testnet of real `ipsat` nodes,
 //! each supervising a real CometBFT, created with `ipsat testnet init` and driven over gRPC.
 //!
-//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]) and the container devnet
-//! of `devnet/docker-compose.yml` under podman ([`containers`]).
+//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]), the container devnet of
+//! `devnet/docker-compose.yml` under podman ([`containers`]), child subnets through the CLI
+//! ([`child`]) and a lying parent endpoint, a fake for the one fault no real node produces
+//! ([`lying`]).
 //!
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
@@ -11,6 +13,7 @@ pub mod child;
 pub mod containers;
 pub mod cut;
 pub mod fuzz;
+pub mod lying;
 pub mod rsk;
 
 use std::os::unix::process::CommandExt as _;
@@ -329,6 +332,19 @@ pub fn rfc3339_unix_nanos(time: &str) -> Result<i128> {
     let days = era * 146_097 + day_of_era - 719_468;
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
     Ok(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
+}
+
+/// A counter or gauge from the Prometheus endpoint of a node on `port`.
+pub async fn metric(port: u16, name: &str) -> Result<u64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .with_context(|| format!("no metric {name} on port {port}"))?
+        .parse()
+        .with_context(|| format!("metric {name} is not a number"))
 }
 
 /// The last 40 lines of a log file (empty if it cannot be read), for failure messages.
