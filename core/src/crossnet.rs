@@ -27,6 +27,27 @@ pub enum TopDownMessage {
     },
     /// A cross-net message on its way down, carrying its value.
     Cross(CrossMessage),
+    /// The child's membership in the parent's registry after a join or leave: the child
+    /// declares it in its next checkpoint and it signs the checkpoints after that one.
+    Membership {
+        /// The registry's configuration number of this membership.
+        configuration_number: u64,
+        /// Every member that has not left, ascending by address.
+        members: Vec<MemberInfo>,
+    },
+}
+
+/// A validator of a child as its parent's registry announces it.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct MemberInfo {
+    /// Its account address in the parent.
+    pub address: [u8; 20],
+    /// Its CometBFT ed25519 consensus key.
+    pub cometbft_key: [u8; 32],
+    /// Its BLS key, uncompressed (checked, with its proof of possession, when it joined).
+    pub bls_key: Vec<u8>,
+    /// Its collateral in atto-RBTC; its voting power is that in gwei.
+    pub collateral: u128,
 }
 
 /// Largest payload a cross-net call carries.

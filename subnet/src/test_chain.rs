@@ -26,7 +26,9 @@ use ipsat_core::light::{BlockToSign, ChainSigner, LightBlock};
 use ipsat_core::types::cometbft_address;
 use ipsat_core::{Address, Amount, Hash32};
 
-use crate::context::{BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress};
+use crate::context::{
+    BlockContext, ExtendedCommit, ExtendedVote, ValidatorAddress, ValidatorUpdate,
+};
 use crate::error::AppError;
 use crate::genesis::GenesisValidator;
 use crate::outcome::{CommittedBlock, FinalizedBlock, TxResult};
@@ -126,6 +128,8 @@ pub struct TestChain {
     next_time_unix_nanos: i64,
     /// The signed header of every height, from 1.
     light_blocks: Vec<LightBlock>,
+    /// The validator updates each height handed CometBFT, from 1.
+    validator_updates: Vec<Vec<ValidatorUpdate>>,
 }
 
 /// A failure of the flow: an app error, or validators that disagree.
@@ -205,6 +209,7 @@ impl TestChain {
             signer,
             next_time_unix_nanos: GENESIS_TIME_NANOS + BLOCK_INTERVAL_NANOS,
             light_blocks: Vec::new(),
+            validator_updates: Vec::new(),
         };
         chain.same_app_hash(0)?;
         Ok(chain)
@@ -224,6 +229,15 @@ impl TestChain {
     pub fn light_block(&self, height: u64) -> Option<&LightBlock> {
         let index = usize::try_from(height.checked_sub(1)?).ok()?;
         self.light_blocks.get(index)
+    }
+
+    /// The validator power changes the block at `height` handed CometBFT (this test chain's
+    /// own validators do not change: a test reads what a real network would do).
+    pub fn validator_updates(&self, height: u64) -> &[ValidatorUpdate] {
+        usize::try_from(height.saturating_sub(1))
+            .ok()
+            .and_then(|index| self.validator_updates.get(index))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The time the next block will have, in nanoseconds since the epoch.
@@ -362,6 +376,8 @@ impl TestChain {
                 hashes: finalized.iter().map(|f| hex::encode(f.app_hash)).collect(),
             });
         }
+        self.validator_updates
+            .push(finalized[0].effects.validator_updates.clone());
         let mut committed = None;
         for (i, validator) in self.validators.iter().enumerate() {
             let block = validator.app.commit().map_err(app_error(i))?;

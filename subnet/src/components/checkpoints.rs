@@ -7,7 +7,17 @@
 //! height of the latest certified one; `c/parent` -> the parent anchor from genesis;
 //! `c/rfrom` -> the nonce of the first release no checkpoint carries yet; `c/rel/<height be>`
 //! -> the range of release nonces the checkpoint at that height carries; `c/mfrom` and
-//! `c/msg/<height be>` -> the same for the cross-net messages of the upward queue.
+//! `c/msg/<height be>` -> the same for the cross-net messages of the upward queue;
+//! `c/pending` -> the latest membership announced by the parent and not yet declared;
+//! `c/declared` -> the set the latest cut checkpoint declares as the next signers, with its
+//! configuration number; `c/switch/<height be>` -> the set that signs from the certification
+//! of the checkpoint at that height on.
+//!
+//! Validator-set changes: a join or leave in the parent reaches this subnet as a top-down
+//! membership. The next checkpoint declares it (`configurationNumber`, `nextValidatorSetHash`)
+//! while the current set still signs that checkpoint; the block that cuts it hands CometBFT
+//! the power changes (effective two heights later); once it is certified, the new set signs
+//! the checkpoints after it. The parent confirms the set when it accepts that checkpoint.
 //!
 //! The timeline of checkpoint `C` (a multiple of the period): FinalizeBlock(C) cuts it from
 //! the block's roots and the app keeps it outside the state tree ([`CutCheckpoints`]), since
@@ -32,7 +42,9 @@ use ipsat_core::{CheckpointVote, SubnetId, SystemTx, TxError};
 use crate::component::{Component, ExecError};
 use crate::components::registry::{self, Member};
 use crate::components::{crossnet, parent};
-use crate::context::{BlockContext, BlockEffects, ExtendedCommit, ValidatorAddress};
+use crate::context::{
+    BlockContext, BlockEffects, ExtendedCommit, ValidatorAddress, ValidatorUpdate,
+};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::{Genesis, ParentAnchor};
 use crate::Event;
@@ -47,6 +59,67 @@ const LAST_KEY: &[u8] = b"c/last";
 const PARENT_KEY: &[u8] = b"c/parent";
 const FIRST_UNCOVERED_RELEASE_KEY: &[u8] = b"c/rfrom";
 const FIRST_UNCOVERED_MESSAGE_KEY: &[u8] = b"c/mfrom";
+const PENDING_SET_KEY: &[u8] = b"c/pending";
+const DECLARED_SET_KEY: &[u8] = b"c/declared";
+
+fn switch_key(height: u64) -> Vec<u8> {
+    [b"c/switch/".as_slice(), &height.to_be_bytes()].concat()
+}
+
+/// A validator set with the registry's configuration number for it.
+type NumberedSet = (u64, Vec<Member>);
+
+/// Records membership `set`, announced by the parent, to be declared by the next checkpoint;
+/// an older announcement than one already known changes nothing.
+pub fn announce_membership(
+    state: &mut StateDelta<'_>,
+    configuration_number: u64,
+    members: Vec<Member>,
+) -> Result<(), StateError> {
+    let known = match state.get::<NumberedSet>(PENDING_SET_KEY)? {
+        Some((pending, _)) => pending,
+        None => declared_set(state)?.map_or(0, |(number, _)| number),
+    };
+    if configuration_number > known {
+        state.put(PENDING_SET_KEY.to_vec(), &(configuration_number, members));
+    }
+    Ok(())
+}
+
+/// The set the latest cut checkpoint declares (the signing set and its number before any).
+pub fn declared_set(state: &impl StateRead) -> Result<Option<NumberedSet>, StateError> {
+    if let Some(declared) = state.get(DECLARED_SET_KEY)? {
+        return Ok(Some(declared));
+    }
+    match params(state)? {
+        Some(params) => Ok(Some((params.configuration_number, signing_set(state)?))),
+        None => Ok(None),
+    }
+}
+
+/// CometBFT power changes from `old` to `new`: new or changed members with their power,
+/// members gone with power 0, in address order.
+fn power_changes(old: &[Member], new: &[Member]) -> Vec<ValidatorUpdate> {
+    let mut updates = Vec::new();
+    for member in new {
+        let before = old.iter().find(|m| m.cometbft_key == member.cometbft_key);
+        if before.map(Member::power) != Some(member.power()) {
+            updates.push(ValidatorUpdate {
+                ed25519_pub_key: member.cometbft_key,
+                power: member.power(),
+            });
+        }
+    }
+    for member in old {
+        if !new.iter().any(|m| m.cometbft_key == member.cometbft_key) {
+            updates.push(ValidatorUpdate {
+                ed25519_pub_key: member.cometbft_key,
+                power: 0,
+            });
+        }
+    }
+    updates
+}
 
 fn releases_key(height: u64) -> Vec<u8> {
     [b"c/rel/".as_slice(), &height.to_be_bytes()].concat()
@@ -262,13 +335,13 @@ impl Component for Checkpoints {
         Ok(())
     }
 
-    /// At a checkpoint height, hands every release made since the last one to this
-    /// checkpoint.
+    /// At a checkpoint height, hands every release and upward message made since the last one
+    /// to this checkpoint, and lets it declare a membership the parent announced.
     fn end_block(
         &self,
         state: &mut StateDelta<'_>,
         block: &BlockContext,
-        _effects: &mut BlockEffects,
+        effects: &mut BlockEffects,
     ) -> Result<(), StateError> {
         let Some(params) = params(state)? else {
             return Ok(());
@@ -286,6 +359,24 @@ impl Component for Checkpoints {
         let to = crossnet::up_count(state)?;
         state.put(messages_key(block.height), &(from, to));
         state.put(FIRST_UNCOVERED_MESSAGE_KEY.to_vec(), &to);
+        if let Some((number, members)) = state.get::<NumberedSet>(PENDING_SET_KEY)? {
+            let (_, old) = declared_set(state)?.unwrap_or_default();
+            effects
+                .validator_updates
+                .extend(power_changes(&old, &members));
+            effects.events.push(Event {
+                kind: "validator_set_declared",
+                attributes: vec![
+                    ("checkpoint", block.height.to_string()),
+                    ("configuration_number", number.to_string()),
+                    ("validators", members.len().to_string()),
+                ],
+            });
+            let declared = (number, members);
+            state.put(switch_key(block.height), &declared);
+            state.put(DECLARED_SET_KEY.to_vec(), &declared);
+            state.delete(PENDING_SET_KEY.to_vec());
+        }
         Ok(())
     }
 }
@@ -335,6 +426,7 @@ pub fn due(
             })?,
         None => CheckpointHash::default(),
     };
+    let declared = declared_set(state)?.unwrap_or_default();
     let leaves: Vec<[u8; 32]> = checkpoint_releases(state, height)?
         .iter()
         .map(Release::leaf)
@@ -352,8 +444,8 @@ pub fn due(
         history_root: [0; 32],
         cross_msgs_root: cross_msgs::root(&leaves),
         cross_msgs_count: leaves.len() as u64,
-        next_validator_set_hash: registry::set_hash(&signing_set(state)?),
-        configuration_number: params.configuration_number,
+        next_validator_set_hash: registry::set_hash(&declared.1),
+        configuration_number: declared.0,
         previous,
     })))
 }
@@ -531,6 +623,18 @@ pub fn record_own_certificate(
     );
     state.put(LAST_KEY.to_vec(), &height);
     state.put(NEXT_KEY.to_vec(), &(height + params.period));
+    // The set this checkpoint declared signs from now on.
+    if let Some((number, members)) = state.get::<NumberedSet>(&switch_key(height))? {
+        state.put(SET_KEY.to_vec(), &members);
+        state.put(
+            PARAMS_KEY.to_vec(),
+            &Params {
+                configuration_number: number,
+                ..params.clone()
+            },
+        );
+        state.delete(switch_key(height));
+    }
     Ok(vec![Event {
         kind: "checkpoint_certified",
         attributes: vec![

@@ -125,7 +125,7 @@ pub fn top_down_message(
 }
 
 /// Appends `message` to `child`'s top-down queue; its nonce.
-fn enqueue(
+pub(crate) fn enqueue(
     state: &mut StateDelta<'_>,
     child: &str,
     message: &TopDownMessage,

@@ -36,6 +36,7 @@ use ipsat_core::{verify_state_proof, Address, Amount, SubnetId, TxError};
 use tendermint::{Hash, Time};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
+use crate::components::registry::Member;
 use crate::components::{accounts, checkpoints, crossnet};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::Genesis;
@@ -262,6 +263,7 @@ pub fn apply_update(
         let amount = Amount::from_atto(match &message {
             TopDownMessage::Deposit { amount, .. } => *amount,
             TopDownMessage::Cross(cross) => cross.amount,
+            TopDownMessage::Membership { .. } => 0,
         });
         minted = minted
             .checked_add(amount)
@@ -280,6 +282,27 @@ pub fn apply_update(
                 });
             }
             TopDownMessage::Cross(cross) => events.extend(crossnet::receive(state, subnet, cross)?),
+            TopDownMessage::Membership {
+                configuration_number,
+                members,
+            } => {
+                let members = members
+                    .into_iter()
+                    .map(|m| Member {
+                        address: m.address,
+                        cometbft_key: m.cometbft_key,
+                        bls_key: m.bls_key,
+                        collateral: m.collateral,
+                        joined_at: 0,
+                        left_at: None,
+                    })
+                    .collect();
+                checkpoints::announce_membership(state, configuration_number, members)?;
+                events.push(Event {
+                    kind: "membership_announced",
+                    attributes: vec![("configuration_number", configuration_number.to_string())],
+                });
+            }
         }
         next += 1;
     }

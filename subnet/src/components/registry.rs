@@ -8,9 +8,14 @@
 //!
 //! Every join and leave increments the child's configuration number. A child starts when
 //! `min_validators` members have joined; the members at that moment are its genesis set,
-//! which signs its checkpoints. In this version later joins and leaves are recorded but the
-//! child keeps its genesis set; a leaver's collateral stays locked until the child confirms
-//! the change (or the child is killed).
+//! the first confirmed set. A later join or leave is announced to the running child as a
+//! top-down membership; the child declares it in a checkpoint signed by the confirmed set, and
+//! accepting that checkpoint confirms it. A leaver keeps signing until then, and its
+//! collateral is paid back only then (or when the child is killed).
+//!
+//! More keys: `r/m/<name>/<configuration be>` -> the members (not left) as of that
+//! configuration number, for each change after the child started; `r/conf/<name>` -> the
+//! confirmed configuration number and set, absent while it is the genesis one.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ipsat_checkpoint::cross_msgs::Release;
@@ -20,7 +25,7 @@ use ipsat_checkpoint::{
 use ipsat_core::action::{
     SubnetCreate, SubnetJoin, SubnetKill, SubnetLeave, ATTO_PER_POWER, MAX_SUBNET_VALIDATORS,
 };
-use ipsat_core::crossnet::CrossMessage;
+use ipsat_core::crossnet::{CrossMessage, MemberInfo, TopDownMessage};
 use ipsat_core::{Address, Amount, SubnetId, TxError};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
@@ -43,6 +48,65 @@ const NAMES_KEY: &[u8] = b"r/names";
 /// The state key of child `name`'s record.
 pub fn child_key(name: &str) -> Vec<u8> {
     [b"r/s/".as_slice(), name.as_bytes()].concat()
+}
+
+fn membership_key(name: &str, configuration_number: u64) -> Vec<u8> {
+    [
+        b"r/m/".as_slice(),
+        name.as_bytes(),
+        b"/",
+        &configuration_number.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn confirmed_key(name: &str) -> Vec<u8> {
+    [b"r/conf/".as_slice(), name.as_bytes()].concat()
+}
+
+/// The set that signs child `name`'s next checkpoint, with its configuration number: the
+/// genesis set until a checkpoint confirmed a later one.
+pub fn confirmed_set(
+    state: &impl StateRead,
+    name: &str,
+    record: &ChildRecord,
+) -> Result<(u64, Vec<Member>), StateError> {
+    Ok(state.get(&confirmed_key(name))?.unwrap_or_else(|| {
+        (
+            record.genesis_configuration_number,
+            record.genesis_members.clone(),
+        )
+    }))
+}
+
+/// Announces the membership of a running child after a join or leave: kept by configuration
+/// number for the checkpoint that will declare it, and queued top-down to the child.
+fn announce(
+    state: &mut StateDelta<'_>,
+    name: &str,
+    record: &ChildRecord,
+) -> Result<(), StateError> {
+    let members: Vec<Member> = record
+        .members
+        .iter()
+        .filter(|m| m.left_at.is_none())
+        .cloned()
+        .collect();
+    let announced = TopDownMessage::Membership {
+        configuration_number: record.configuration_number,
+        members: members
+            .iter()
+            .map(|m| MemberInfo {
+                address: m.address,
+                cometbft_key: m.cometbft_key,
+                bls_key: m.bls_key.clone(),
+                collateral: m.collateral,
+            })
+            .collect(),
+    };
+    state.put(membership_key(name, record.configuration_number), &members);
+    crossnet::enqueue(state, name, &announced)?;
+    Ok(())
 }
 
 /// The state key of child `name`'s checkpoint accepted at `height`.
@@ -304,6 +368,9 @@ impl ActionHandler for SubnetJoin {
                 ),
             ],
         )];
+        if record.status == ChildStatus::Active {
+            announce(state, &self.subnet, &record)?;
+        }
         if record.status == ChildStatus::Pending
             && record.members.len() >= record.min_validators as usize
         {
@@ -348,6 +415,9 @@ impl ActionHandler for SubnetLeave {
                 Amount::ZERO
             }
         };
+        if record.status == ChildStatus::Active {
+            announce(state, &self.subnet, &record)?;
+        }
         let configuration = record.configuration_number.to_string();
         state.put(child_key(&self.subnet), &record);
         Ok(vec![event(
@@ -392,6 +462,34 @@ impl ActionHandler for SubnetKill {
             vec![("subnet", self.subnet.clone())],
         )])
     }
+}
+
+/// Pays back the collateral of every member that left at or before configuration
+/// `confirmed`, now that the child confirmed its departure, and forgets it.
+fn release_confirmed_leavers(
+    state: &mut StateDelta<'_>,
+    name: &str,
+    record: &mut ChildRecord,
+    confirmed: u64,
+) -> Result<Vec<Event>, ExecError> {
+    let mut events = Vec::new();
+    let (gone, staying): (Vec<Member>, Vec<Member>) = std::mem::take(&mut record.members)
+        .into_iter()
+        .partition(|m| m.left_at.is_some_and(|left| left <= confirmed));
+    record.members = staying;
+    for member in gone {
+        let collateral = Amount::from_atto(member.collateral);
+        accounts::credit(state, Address(member.address), collateral)?;
+        events.push(event(
+            "collateral_released",
+            vec![
+                ("subnet", name.to_owned()),
+                ("validator", Address(member.address).to_string()),
+                ("collateral", collateral.to_string()),
+            ],
+        ));
+    }
+    Ok(events)
 }
 
 /// A child's certified checkpoint with what it carries, as its delivery brings it.
@@ -449,17 +547,47 @@ pub fn accept_checkpoint(
             "it does not chain to the last accepted checkpoint",
         ));
     }
-    if checkpoint.configuration_number != record.genesis_configuration_number {
-        return Err(mismatch("its configuration number is not the child's"));
+    // It declares the set that signs the next one: the confirmed set, or a later membership
+    // the registry recorded.
+    let (confirmed_number, confirmed) = confirmed_set(state, name, &record)?;
+    let declared_number = checkpoint.configuration_number;
+    if declared_number < confirmed_number || declared_number > record.configuration_number {
+        return Err(mismatch(
+            "its configuration number is not one of the child's",
+        ));
     }
-    if checkpoint.next_validator_set_hash != set_hash(&record.genesis_members) {
+    let declared = if declared_number == confirmed_number {
+        confirmed.clone()
+    } else {
+        state
+            .get::<Vec<Member>>(&membership_key(name, declared_number))?
+            .ok_or_else(|| mismatch("its configuration number is not one of the child's"))?
+    };
+    if checkpoint.next_validator_set_hash != set_hash(&declared) {
         return Err(mismatch("its validator set is not the child's"));
     }
     let domain = CheckpointDomain::subnet_parent(parent.root_chain_id());
     let digest = checkpoint.digest(&domain);
     certificate
-        .verify(&signers(&record.genesis_members)?, &digest.0)
+        .verify(&signers(&confirmed)?, &digest.0)
         .map_err(|e| TxError::InvalidCertificate(e.to_string()))?;
+    let mut events = Vec::new();
+    if declared_number > confirmed_number {
+        state.put(confirmed_key(name), &(declared_number, declared));
+        events.extend(release_confirmed_leavers(
+            state,
+            name,
+            &mut record,
+            declared_number,
+        )?);
+        events.push(event(
+            "validator_set_confirmed",
+            vec![
+                ("subnet", child_id.to_string()),
+                ("configuration_number", declared_number.to_string()),
+            ],
+        ));
+    }
     let hash = checkpoint.hash();
     record.last_checkpoint_height = checkpoint.height;
     record.last_checkpoint_hash = hash.0;
@@ -468,14 +596,14 @@ pub fn accept_checkpoint(
         accepted_checkpoint_key(name, checkpoint.height),
         &StoredCheckpoint::new(checkpoint, certificate, height),
     );
-    let mut events = vec![event(
+    events.push(event(
         "checkpoint_accepted",
         vec![
             ("subnet", child_id.to_string()),
             ("height", checkpoint.height.to_string()),
             ("hash", hex::encode(hash.0)),
         ],
-    )];
+    ));
     events.extend(crossnet::pay_releases(state, name, releases)?);
     events.extend(crossnet::receive_from_child(state, parent, name, messages)?);
     Ok(events)
