@@ -55,6 +55,11 @@ async fn metric(port: u16, name: &str) -> u64 {
     ipsat_tests::metric(port, name).await.unwrap()
 }
 
+/// `who`'s balance on `client`'s node.
+async fn amount_of(client: &mut Client, who: ipsat_core::Address) -> u128 {
+    client.account(who).await.unwrap().balance.parse().unwrap()
+}
+
 fn cli(net: &Testnet, args: &[&str]) -> String {
     child::cli(net, args).unwrap()
 }
@@ -388,6 +393,156 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
                 > 0
         );
     }
+
+    // A validator joins the running child: it becomes one of the child's CometBFT validators
+    // once a checkpoint declared it, and signs the child's certificates; when it leaves, its
+    // collateral comes back only once a checkpoint confirmed the departure.
+    let newcomer_home = net.path("beta3");
+    let joined: serde_json::Value = serde_json::from_str(&cli(
+        &net,
+        &[
+            "subnet",
+            "join",
+            "beta",
+            "--collateral",
+            "10000000000",
+            "--validator-home",
+            newcomer_home.to_str().unwrap(),
+            "--from",
+            "faucet",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    let joined_number = subnet(&mut parent).await.configuration_number;
+    let peers: Vec<String> = homes
+        .iter()
+        .enumerate()
+        .map(|(j, h)| {
+            format!(
+                "{}@127.0.0.1:{}",
+                child::node_id(h).unwrap(),
+                child_port(j, 6)
+            )
+        })
+        .collect();
+    let newcomer_ports = [
+        ("--cometbft-metrics-port", child_port(CHILD, 5)),
+        ("--p2p-port", child_port(CHILD, 6)),
+        ("--rpc-port", child_port(CHILD, 7)),
+        ("--abci-port", child_port(CHILD, 8)),
+        ("--grpc-port", child_grpc(CHILD)),
+        ("--metrics-port", PORTS.metrics(CHILD)),
+        ("--gossip-port", 0),
+    ];
+    let mut init: Vec<String> = [
+        "subnet",
+        "init",
+        "beta",
+        "--validator-home",
+        newcomer_home.to_str().unwrap(),
+        "--persistent-peers",
+        &peers.join(","),
+        "--timeout-commit",
+        "300ms",
+        "--output",
+        "json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for (flag, port) in newcomer_ports {
+        init.push(flag.into());
+        init.push(port.to_string());
+    }
+    let init: Vec<&str> = init.iter().map(String::as_str).collect();
+    let written: serde_json::Value = serde_json::from_str(&cli(&net, &init)).unwrap();
+    assert_eq!(
+        written["validator"], false,
+        "not in the child's genesis set"
+    );
+    let newcomer = net.adopt(newcomer_home.clone(), child_grpc(CHILD));
+    net.start(newcomer).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while subnet(&mut parent).await.confirmed_configuration_number < joined_number {
+        assert!(
+            Instant::now() < deadline,
+            "the join was not confirmed: {joined}\n{}",
+            net.logs(newcomer)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let confirmed_at = subnet(&mut parent).await.last_checkpoint_height;
+    eprintln!("the join was confirmed by checkpoint {confirmed_at}");
+    // CometBFT applies the power change two heights after the declaring checkpoint; the
+    // newcomer sees it once it has caught up to there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/status", child_port(CHILD, 7)))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        if status["result"]["validator_info"]["voting_power"] == "10" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the newcomer is not a CometBFT validator of the child: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let newcomer_bls: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(newcomer_home.join("config/bls_key.json")).unwrap(),
+    )
+    .unwrap();
+    let record = subnet(&mut parent).await;
+    let index = record
+        .validators
+        .iter()
+        .position(|v| hex::encode(&v.bls_key) == newcomer_bls["public_key"].as_str().unwrap())
+        .unwrap();
+    let mut height = confirmed_at + PERIOD;
+    loop {
+        wait_accepted(&net, &mut parent, height, Duration::from_secs(120)).await;
+        let cp = checkpoint(&mut parent, "beta", height).await.unwrap();
+        if certificate_from_proto(cp.certificate)
+            .unwrap()
+            .signer_indices()
+            .any(|i| i == index)
+        {
+            eprintln!("the newcomer signed the certificate of checkpoint {height}");
+            break;
+        }
+        assert!(
+            height < confirmed_at + 10 * PERIOD,
+            "the newcomer never signed a certificate\n{}",
+            net.logs(newcomer)
+        );
+        height += PERIOD;
+    }
+    let faucet = ipsat_tests::address_of(&net.key("faucet").unwrap());
+    cli(&net, &["subnet", "leave", "beta", "--from", "faucet"]);
+    let after_leave = amount_of(&mut parent, faucet).await;
+    let left_number = subnet(&mut parent).await.configuration_number;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while subnet(&mut parent).await.confirmed_configuration_number < left_number {
+        assert_eq!(
+            amount_of(&mut parent, faucet).await,
+            after_leave,
+            "collateral paid back before the child confirmed the leave"
+        );
+        assert!(Instant::now() < deadline, "the leave was not confirmed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        amount_of(&mut parent, faucet).await,
+        after_leave + 10_000_000_000,
+        "the leaver's collateral is paid back once the child confirmed"
+    );
 
     // Cut the network between the subnets: the parent stops accepting while the child goes
     // on certifying; a relay run by anyone catches the parent up.

@@ -292,7 +292,9 @@ impl StateQuery {
             detail: e.to_string(),
         })?;
         let store = &*self.store;
+        let (confirmed, _) = registry::confirmed_set(store, name, &record)?;
         Ok(Some(pb::Subnet {
+            confirmed_configuration_number: confirmed,
             locked: crossnet::locked(store, name)?.to_string(),
             top_down_nonce: crossnet::next_top_down_nonce(store, name)?,
             releases_paid: crossnet::next_release_to_pay(store, name)?,

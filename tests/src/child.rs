@@ -94,7 +94,8 @@ pub fn register(net: &Testnet, name: &str, period: u64, joiners: &[&str]) -> Res
     Ok(homes)
 }
 
-fn node_id(home: &Path) -> Result<String> {
+/// The CometBFT node id of the node at `home`.
+pub fn node_id(home: &Path) -> Result<String> {
     let out = std::process::Command::new("cometbft")
         .args(["show-node-id", "--home"])
         .arg(home.join("cometbft"))

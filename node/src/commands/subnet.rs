@@ -171,6 +171,7 @@ fn subnet_json(s: &pb::Subnet) -> serde_json::Value {
         "locked": s.locked,
         "top_down_nonce": s.top_down_nonce,
         "releases_paid": s.releases_paid,
+        "confirmed_configuration_number": s.confirmed_configuration_number,
     })
 }
 
