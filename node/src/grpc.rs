@@ -7,11 +7,11 @@ use std::time::Duration;
 use ipsat_core::crossnet::{CrossKind, Target};
 use ipsat_core::tx::{tx_hash, MAX_TX_BYTES};
 use ipsat_core::types::is_valid_name;
-use ipsat_core::{Address, Amount};
+use ipsat_core::{Address, Amount, SubnetId};
 use ipsat_proto::v1::{
     self as pb, query_service_server::QueryService, tx_service_server::TxService,
 };
-use ipsat_subnet::components::crossnet::MessageStatus;
+use ipsat_subnet::components::crossnet::{MessageStatus, Passage};
 use ipsat_subnet::{AppError, CommittedBlock, StateQuery};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
@@ -466,6 +466,36 @@ impl QueryService for Api {
             MessageStatus::Delivered => ("delivered".into(), 0),
             MessageStatus::Failed(code) => ("failed".into(), code),
         };
+        Ok(Response::new(response))
+    }
+
+    async fn get_passage(
+        &self,
+        request: Request<pb::GetPassageRequest>,
+    ) -> Result<Response<pb::GetPassageResponse>, Status> {
+        let request = request.into_inner();
+        let from: SubnetId = request
+            .from_subnet
+            .parse()
+            .map_err(|_| Status::invalid_argument("from_subnet is not a subnet path"))?;
+        let query = self.query.clone();
+        let (passage, height) =
+            blocking(move || query.passage(from.as_str(), request.nonce)).await?;
+        let mut response = pb::GetPassageResponse {
+            height,
+            ..Default::default()
+        };
+        if let Some(passage) = passage {
+            response.found = true;
+            (response.passage, response.child, response.code) = match passage {
+                Passage::ForwardedUp => ("forwarded up".into(), String::new(), 0),
+                Passage::ForwardedDown(child) => ("forwarded down".into(), child, 0),
+                Passage::Delivered => ("delivered".into(), String::new(), 0),
+                Passage::Failed(code) => ("failed".into(), String::new(), code),
+                Passage::ReceiptApplied => ("receipt applied".into(), String::new(), 0),
+                Passage::Undeliverable(code) => ("undeliverable".into(), String::new(), code),
+            };
+        }
         Ok(Response::new(response))
     }
 

@@ -332,6 +332,16 @@ impl StateQuery {
         Ok((crossnet::outgoing(&*self.store, nonce)?, height))
     }
 
+    /// What this subnet did with message `nonce` of `from_subnet`, and the committed height.
+    pub fn passage(
+        &self,
+        from_subnet: &str,
+        nonce: u64,
+    ) -> Result<(Option<crossnet::Passage>, u64), AppError> {
+        let height = self.height()?;
+        Ok((crossnet::passage(&*self.store, from_subnet, nonce)?, height))
+    }
+
     /// This subnet's light client of its parent and what it holds from the parent: the
     /// client (`None` without a parent), minted, released, the next top-down nonce and the
     /// next release nonce, at the latest committed height.

@@ -7,7 +7,7 @@
 
 use ipsat_core::{Address, Amount, SubnetId, TxError};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
-use ipsat_subnet::components::crossnet::{self, MessageStatus};
+use ipsat_subnet::components::crossnet::{self, MessageStatus, Passage};
 use ipsat_subnet::components::{accounts, keyspaces, parent};
 use ipsat_subnet::test_tree::address;
 use ipsat_subnet::{StateQuery, TestTree, TreeSpec};
@@ -172,6 +172,35 @@ fn a_call_reaches_a_sibling_keyspace_and_a_failed_one_is_refunded() {
         keyspaces::keyspace(tree.chain(B).validators()[0].app.store(), "missing").unwrap(),
         None
     );
+    // Each subnet on the path says what it did with each message.
+    let a_path = tree.id_of(A).to_string();
+    let b_path = b_id.to_string();
+    let passage = |chain: &ipsat_subnet::TestChain, from: &str, nonce: u64| {
+        crossnet::passage(chain.validators()[0].app.store(), from, nonce)
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        passage(&tree.parent, &a_path, 0),
+        Passage::ForwardedDown(B.into())
+    );
+    assert_eq!(passage(tree.chain(B), &a_path, 0), Passage::Delivered);
+    assert_eq!(
+        passage(tree.chain(B), &a_path, 1),
+        Passage::Failed(TxError::KeyspaceNotFound(String::new()).code())
+    );
+    // B's receipts (its messages 0 and 1) went back down through the parent to A.
+    for receipt in 0..2 {
+        assert_eq!(
+            passage(&tree.parent, &b_path, receipt),
+            Passage::ForwardedDown(A.into())
+        );
+        assert_eq!(
+            passage(tree.chain(A), &b_path, receipt),
+            Passage::ReceiptApplied
+        );
+    }
+
     // At rest, each child's supply is what the parent holds for it: A minted 10 and sent 2
     // away for good; B minted 1 plus the 2 it received.
     let parent_store = tree.parent.validators()[0].app.store();

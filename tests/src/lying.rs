@@ -222,4 +222,11 @@ impl QueryService for Liar {
     ) -> Result<Response<pb::GetMessageResponse>, Status> {
         refused()
     }
+
+    async fn get_passage(
+        &self,
+        _: Request<pb::GetPassageRequest>,
+    ) -> Result<Response<pb::GetPassageResponse>, Status> {
+        refused()
+    }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use ipsat_core::Address;
+use ipsat_core::{Address, SubnetId};
 use ipsat_proto::v1 as pb;
 use serde_json::json;
 
@@ -15,11 +15,51 @@ pub enum MessageCommand {
     /// and waiting for its receipt, delivered, or failed with the code the destination gave
     /// (its value refunded).
     Show { nonce: u64 },
+    /// What this subnet (--node) did with message NONCE of FROM_SUBNET on its way: forwarded
+    /// up or down, delivered, failed, or a receipt applied. Ask each subnet on the path.
+    Passage { from_subnet: SubnetId, nonce: u64 },
 }
 
 pub async fn run(command: MessageCommand, node: &str, output: Output) -> Result<()> {
     let mut client = client::Client::connect(node).await?;
     match command {
+        MessageCommand::Passage { from_subnet, nonce } => {
+            let p = client
+                .query
+                .get_passage(pb::GetPassageRequest {
+                    from_subnet: from_subnet.to_string(),
+                    nonce,
+                })
+                .await?
+                .into_inner();
+            let human = if !p.found {
+                format!(
+                    "message {nonce} of {from_subnet} has not reached this subnet (height {})",
+                    p.height
+                )
+            } else {
+                match p.passage.as_str() {
+                    "forwarded down" => {
+                        format!("forwarded down to {} (height {})", p.child, p.height)
+                    }
+                    "failed" | "undeliverable" => {
+                        format!("{} with code {} (height {})", p.passage, p.code, p.height)
+                    }
+                    other => format!("{other} (height {})", p.height),
+                }
+            };
+            print(
+                output,
+                human,
+                json!({
+                    "found": p.found,
+                    "passage": p.passage,
+                    "child": p.child,
+                    "code": p.code,
+                    "height": p.height,
+                }),
+            );
+        }
         MessageCommand::Show { nonce } => {
             let m = client
                 .query

@@ -18,7 +18,9 @@
 //! message; `x/td/<child>/<nonce>` -> the message; `x/brn/<child>` -> u64, the nonce of the
 //! child's next release to pay; `x/outn` -> u64, the nonce of the next message this subnet
 //! originates; `x/out/<nonce>` -> [`Outgoing`], each with its status; `x/upn` -> u64, how many
-//! messages went into this subnet's upward queue; `x/up/<index>` -> the message.
+//! messages went into this subnet's upward queue; `x/up/<index>` -> the message;
+//! `x/seen/<from subnet>/<nonce>` -> what this subnet did with a message that reached it
+//! ([`Passage`]), so a message can be followed along its path.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ipsat_checkpoint::cross_msgs::Release;
@@ -182,6 +184,40 @@ fn up_key(index: u64) -> Vec<u8> {
     format!("x/up/{index:020}").into_bytes()
 }
 
+fn seen_key(from_subnet: &str, nonce: u64) -> Vec<u8> {
+    format!("x/seen/{from_subnet}/{nonce:020}").into_bytes()
+}
+
+/// What a subnet did with a message that reached it from another subnet.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Passage {
+    /// Sent on to the parent.
+    ForwardedUp,
+    /// Sent on to this child.
+    ForwardedDown(String),
+    /// A call delivered here.
+    Delivered,
+    /// A call that failed here (or could not go on) with this code, its value sent back.
+    Failed(u32),
+    /// A receipt applied to the call it answers.
+    ReceiptApplied,
+    /// A receipt that could not go on, with this code; its value stayed here.
+    Undeliverable(u32),
+}
+
+/// What this subnet did with message `nonce` of `from_subnet`, if it reached here.
+pub fn passage(
+    state: &impl StateRead,
+    from_subnet: &str,
+    nonce: u64,
+) -> Result<Option<Passage>, StateError> {
+    state.get(&seen_key(from_subnet, nonce))
+}
+
+fn note(state: &mut StateDelta<'_>, message: &CrossMessage, passage: &Passage) {
+    state.put(seen_key(&message.from_subnet, message.nonce), passage);
+}
+
 /// Where a message this subnet originated stands.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum MessageStatus {
@@ -327,10 +363,16 @@ pub fn receive(
         return deliver(state, here, message);
     }
     let mut fork = state.fork();
+    let hop = destination(&message).map(|to| next_hop(here, &to));
     match send_on(&mut fork, here, message.clone()) {
         Ok(event) => {
             let fork = fork.into_changes();
             state.apply(fork);
+            let passage = match hop {
+                Ok(Hop::Down(child)) => Passage::ForwardedDown(child),
+                _ => Passage::ForwardedUp,
+            };
+            note(state, &message, &passage);
             Ok(vec![event])
         }
         Err(ExecError::Tx(e)) => bounce(state, here, &message, e.code()),
@@ -351,6 +393,7 @@ fn deliver(
                 Ok(mut events) => {
                     let fork = fork.into_changes();
                     state.apply(fork);
+                    note(state, &message, &Passage::Delivered);
                     events.extend(reply(state, here, &message, 0, 0)?);
                     Ok(events)
                 }
@@ -371,6 +414,7 @@ fn deliver(
                 code => MessageStatus::Failed(*code),
             };
             state.put(outgoing_key(*call_nonce), &record);
+            note(state, &message, &Passage::ReceiptApplied);
             if message.amount > 0 {
                 let Target::Account(sender) = message.to else {
                     return Err(
@@ -469,6 +513,7 @@ fn bounce(
 ) -> Result<Vec<Event>, ExecError> {
     match message.kind {
         CrossKind::Call { .. } => {
+            note(state, message, &Passage::Failed(code));
             let mut events = vec![Event {
                 kind: "cross_failed",
                 attributes: vec![
@@ -480,7 +525,10 @@ fn bounce(
             events.extend(reply(state, here, message, code, message.amount)?);
             Ok(events)
         }
-        CrossKind::Receipt { .. } => Ok(vec![undeliverable(message, code)]),
+        CrossKind::Receipt { .. } => {
+            note(state, message, &Passage::Undeliverable(code));
+            Ok(vec![undeliverable(message, code)])
+        }
     }
 }
 
