@@ -40,8 +40,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ParentConfig {
-    /// gRPC endpoints of parent nodes, e.g. `http://127.0.0.1:9090`, tried in turn: one that
-    /// fails or serves anything false is left for the next.
+    /// gRPC endpoints of parent nodes, e.g. `http://127.0.0.1:9090`, asked in turn, one per
+    /// poll, so no single one can stall or fool the subnet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grpc: Vec<String>,
     /// How often the parent is polled.

@@ -4,8 +4,9 @@
 //!
 //! Nothing read is trusted. Every validator of this subnet verifies the headers from the one
 //! its state trusts and the messages' proofs against them; the local check here only spares a
-//! proposal a false update. An endpoint that fails or serves anything the subnet refuses is
-//! logged and left for the next configured one, so one honest reachable parent node is enough.
+//! proposal a false update. The endpoints take turns, one per poll, so one that withholds
+//! messages can delay them but never stall them; one that fails or serves anything the subnet
+//! refuses is logged and counted. One honest reachable parent node is enough.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ const MESSAGES_PER_UPDATE: u32 = 32;
 
 /// What the service needs from the node.
 pub struct ParentFollower {
-    /// Parent gRPC endpoints, tried in turn.
+    /// Parent gRPC endpoints, asked in turn.
     pub endpoints: Vec<String>,
     pub app: Arc<SubnetApp>,
     pub query: StateQuery,
@@ -41,25 +42,22 @@ fn now_unix_nanos() -> i64 {
 }
 
 impl ParentFollower {
-    /// Follows the parent until `shutdown`.
+    /// Follows the parent until `shutdown`, asking each endpoint in turn.
     pub async fn run(self, mut shutdown: Shutdown) -> Result<()> {
-        let mut current = 0;
-        let mut client: Option<Client> = None;
-        loop {
-            let endpoint = &self.endpoints[current];
-            if let Err(error) = self.poll(endpoint, &mut client).await {
+        let mut clients: Vec<Option<Client>> = self.endpoints.iter().map(|_| None).collect();
+        for turn in (0..self.endpoints.len()).cycle() {
+            let endpoint = &self.endpoints[turn];
+            if let Err(error) = self.poll(endpoint, &mut clients[turn]).await {
                 self.metrics.record_parent_endpoint_failure();
-                let next = (current + 1) % self.endpoints.len();
-                tracing::warn!(%endpoint, error = %format!("{error:#}"),
-                    next = %self.endpoints[next], "parent endpoint left");
-                current = next;
-                client = None;
+                tracing::warn!(%endpoint, error = %format!("{error:#}"), "parent endpoint failed");
+                clients[turn] = None;
             }
             tokio::select! {
                 () = tokio::time::sleep(self.poll_interval) => {}
                 _ = shutdown.changed() => return Ok(()),
             }
         }
+        Ok(())
     }
 
     async fn poll(&self, endpoint: &str, client: &mut Option<Client>) -> Result<()> {

@@ -23,6 +23,9 @@ pub enum Lie {
     /// The highest byte of every top-down message's value (a deposit's amount, little
     /// endian): only verifying the proof catches it.
     InflatedMessages,
+    /// No top-down messages at all, as if none were queued: nothing to refuse, only a delay
+    /// if the child asked nobody else.
+    WithheldMessages,
 }
 
 /// A running lying endpoint; stopped when dropped.
@@ -116,12 +119,16 @@ impl QueryService for Liar {
             .get_top_down_messages(request.into_inner())
             .await?
             .into_inner();
-        if let Lie::InflatedMessages = self.lie {
-            for proof in &mut response.proofs {
-                if let Some(value) = proof.value.as_mut() {
-                    flip_last(value);
+        match self.lie {
+            Lie::InflatedMessages => {
+                for proof in &mut response.proofs {
+                    if let Some(value) = proof.value.as_mut() {
+                        flip_last(value);
+                    }
                 }
             }
+            Lie::WithheldMessages => response.proofs.clear(),
+            Lie::ForgedCommit => {}
         }
         Ok(Response::new(response))
     }
