@@ -346,24 +346,27 @@ mod tests {
             height: 10,
             certificate: certificate(),
         };
-        let child = SystemTx::ChildCheckpoint {
-            subnet: "beta".into(),
-            checkpoint: Box::new(Checkpoint {
-                subnet: SubnetHash::of_path("/r33/alpha/beta"),
-                height: 5,
-                block_hash: [1; 32],
-                state_root: [2; 32],
-                history_root: [3; 32],
-                cross_msgs_root: [0; 32],
-                cross_msgs_count: 0,
-                next_validator_set_hash: ValidatorSetHash([4; 32]),
-                configuration_number: 3,
-                previous: CheckpointHash::default(),
-            }),
-            certificate: certificate(),
-            releases: Vec::new(),
-            messages: Vec::new(),
-        };
+        // A child's checkpoint committing to `root` over `count` items, carrying `releases`.
+        let delivery =
+            |root: [u8; 32], count: u64, releases: Vec<Release>| SystemTx::ChildCheckpoint {
+                subnet: "beta".into(),
+                checkpoint: Box::new(Checkpoint {
+                    subnet: SubnetHash::of_path("/r33/alpha/beta"),
+                    height: 5,
+                    block_hash: [1; 32],
+                    state_root: [2; 32],
+                    history_root: [3; 32],
+                    cross_msgs_root: root,
+                    cross_msgs_count: count,
+                    next_validator_set_hash: ValidatorSetHash([4; 32]),
+                    configuration_number: 3,
+                    previous: CheckpointHash::default(),
+                }),
+                certificate: certificate(),
+                releases,
+                messages: Vec::new(),
+            };
+        let child = delivery([0; 32], 0, Vec::new());
         for tx in [own, child] {
             let raw = tx.encode();
             assert!(is_system(&raw));
@@ -382,24 +385,8 @@ mod tests {
                 nonce,
             })
             .collect();
-        let with_releases = |carried: Vec<Release>| SystemTx::ChildCheckpoint {
-            subnet: "beta".into(),
-            checkpoint: Box::new(Checkpoint {
-                subnet: SubnetHash::of_path("/r33/alpha/beta"),
-                height: 5,
-                block_hash: [1; 32],
-                state_root: [2; 32],
-                history_root: [3; 32],
-                cross_msgs_root: cross_msgs::releases_root(&releases),
-                cross_msgs_count: 3,
-                next_validator_set_hash: ValidatorSetHash([4; 32]),
-                configuration_number: 3,
-                previous: CheckpointHash::default(),
-            }),
-            certificate: certificate(),
-            releases: carried,
-            messages: Vec::new(),
-        };
+        let root = cross_msgs::releases_root(&releases);
+        let with_releases = |carried: Vec<Release>| delivery(root, 3, carried);
         let honest = with_releases(releases.clone());
         assert_eq!(SystemTx::decode(&honest.encode()), Ok(Some(honest)));
         let mut inflated = releases.clone();

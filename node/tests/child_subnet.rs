@@ -55,45 +55,12 @@ async fn metric(port: u16, name: &str) -> u64 {
     ipsat_tests::metric(port, name).await.unwrap()
 }
 
-/// `who`'s balance on `client`'s node.
-async fn amount_of(client: &mut Client, who: ipsat_core::Address) -> u128 {
-    client.account(who).await.unwrap().balance.parse().unwrap()
-}
-
 fn cli(net: &Testnet, args: &[&str]) -> String {
     child::cli(net, args).unwrap()
 }
 
 fn cli_at(net: &Testnet, grpc: u16, args: &[&str]) -> String {
     child::cli_at(net, grpc, args).unwrap()
-}
-
-/// Polls `who`'s balance on `client`'s node until it is `want`, printing what it sees.
-async fn wait_balance(
-    client: &mut Client,
-    who: ipsat_core::Address,
-    want: u128,
-    what: &str,
-    timeout: Duration,
-) {
-    let want = want.to_string();
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    loop {
-        let now = client.account(who).await.unwrap().balance;
-        if now != last {
-            eprintln!("{what}: {now}");
-            last = now.clone();
-        }
-        if now == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} is {now}, not {want}, after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn subnet(parent: &mut Client) -> pb::Subnet {
@@ -331,14 +298,10 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     );
     let mut child_client = net.client(4).await.unwrap();
     let minute = Duration::from_secs(60);
-    wait_balance(
-        &mut child_client,
-        alice,
-        5 * RBTC,
-        "alice in the child",
-        minute,
-    )
-    .await;
+    child_client
+        .wait_for_balance(alice, 5 * RBTC, "alice in the child", minute)
+        .await
+        .unwrap();
     eprintln!(
         "value latency: fund in the parent -> spendable in the child {:.2} s",
         started.elapsed().as_secs_f64()
@@ -353,14 +316,10 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     let started = Instant::now();
     child_tx(&["release", &bob.to_string(), &(2 * RBTC).to_string()]);
     let mut parent_client = net.client(1).await.unwrap();
-    wait_balance(
-        &mut parent_client,
-        bob,
-        2 * RBTC,
-        "bob in the parent",
-        2 * minute,
-    )
-    .await;
+    parent_client
+        .wait_for_balance(bob, 2 * RBTC, "bob in the parent", 2 * minute)
+        .await
+        .unwrap();
     eprintln!(
         "value latency: release in the child -> paid in the parent {:.2} s",
         started.elapsed().as_secs_f64()
@@ -427,37 +386,17 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
             )
         })
         .collect();
-    let newcomer_ports = [
-        ("--cometbft-metrics-port", child_port(CHILD, 5)),
-        ("--p2p-port", child_port(CHILD, 6)),
-        ("--rpc-port", child_port(CHILD, 7)),
-        ("--abci-port", child_port(CHILD, 8)),
-        ("--grpc-port", child_grpc(CHILD)),
-        ("--metrics-port", PORTS.metrics(CHILD)),
-        ("--gossip-port", 0),
-    ];
-    let mut init: Vec<String> = [
-        "subnet",
-        "init",
+    let written = child::init_home(
+        &net,
         "beta",
-        "--validator-home",
-        newcomer_home.to_str().unwrap(),
-        "--persistent-peers",
-        &peers.join(","),
-        "--timeout-commit",
-        "300ms",
-        "--output",
-        "json",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    for (flag, port) in newcomer_ports {
-        init.push(flag.into());
-        init.push(port.to_string());
-    }
-    let init: Vec<&str> = init.iter().map(String::as_str).collect();
-    let written: serde_json::Value = serde_json::from_str(&cli(&net, &init)).unwrap();
+        &newcomer_home,
+        CHILD,
+        &PORTS,
+        &peers,
+        false,
+        &[],
+    )
+    .unwrap();
     assert_eq!(
         written["validator"], false,
         "not in the child's genesis set"
@@ -526,12 +465,12 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     }
     let faucet = ipsat_tests::address_of(&net.key("faucet").unwrap());
     cli(&net, &["subnet", "leave", "beta", "--from", "faucet"]);
-    let after_leave = amount_of(&mut parent, faucet).await;
+    let after_leave = parent.balance(faucet).await.unwrap();
     let left_number = subnet(&mut parent).await.configuration_number;
     let deadline = Instant::now() + Duration::from_secs(180);
     while subnet(&mut parent).await.confirmed_configuration_number < left_number {
         assert_eq!(
-            amount_of(&mut parent, faucet).await,
+            parent.balance(faucet).await.unwrap(),
             after_leave,
             "collateral paid back before the child confirmed the leave"
         );
@@ -539,7 +478,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(
-        amount_of(&mut parent, faucet).await,
+        parent.balance(faucet).await.unwrap(),
         after_leave + 10_000_000_000,
         "the leaver's collateral is paid back once the child confirmed"
     );

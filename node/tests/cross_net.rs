@@ -48,14 +48,10 @@ async fn metric(port: u16, name: &str) -> u64 {
     ipsat_tests::metric(port, name).await.unwrap()
 }
 
-async fn balance(client: &mut Client, who: Address) -> u128 {
-    amount(&client.account(who).await.unwrap().balance)
-}
-
 async fn total(client: &mut Client, accounts: &[Address]) -> u128 {
     let mut sum = 0;
     for who in accounts {
-        sum += balance(client, *who).await;
+        sum += client.balance(*who).await.unwrap();
     }
     sum
 }
@@ -233,26 +229,14 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         )
         .unwrap();
     }
-    wait_until("alice in A", Duration::from_secs(90), || {
-        let mut a = a.clone();
-        async move {
-            let have = balance(&mut a, alice).await;
-            (have == 20 * RBTC, have.to_string())
-        }
-    })
-    .await;
-    wait_until(
-        "bob in B (asking three lying parent endpoints and an honest one in turn)",
-        Duration::from_secs(90),
-        || {
-            let mut b = b.clone();
-            async move {
-                let have = balance(&mut b, bob).await;
-                (have == 20 * RBTC, have.to_string())
-            }
-        },
-    )
-    .await;
+    let ninety = Duration::from_secs(90);
+    a.wait_for_balance(alice, 20 * RBTC, "alice in A", ninety)
+        .await
+        .unwrap();
+    let what = "bob in B (asking three lying parent endpoints and an honest one in turn)";
+    b.wait_for_balance(bob, 20 * RBTC, what, ninety)
+        .await
+        .unwrap();
 
     // B refused what the forging liar served each time its turn came (the inflating one is
     // refused when its turn falls on a new deposit); Bob holds exactly what was sent, and the
@@ -275,7 +259,7 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         child::cli_at(&net, B_PORTS.grpc(0), &all).unwrap()
     };
     in_b(&["keyspace-create", "inbox", "--policy", "open"]);
-    let bob_before = balance(&mut b, bob).await;
+    let bob_before = b.balance(bob).await.unwrap();
     let in_a = |args: &[&str]| {
         let mut all = vec!["tx", "--from", "account-1", "--subnet", a_id.as_str()];
         all.extend_from_slice(args);
@@ -304,7 +288,7 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         "--amount",
         &(3 * RBTC).to_string(),
     ]);
-    let alice_after_calls = balance(&mut a, alice).await;
+    let alice_after_calls = a.balance(alice).await.unwrap();
     let show = |nonce: u64| -> serde_json::Value {
         serde_json::from_str(
             &child::cli_at(
@@ -363,8 +347,11 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         .unwrap()
         .into_inner();
     assert_eq!(written.value, Some(b"from A".to_vec()));
-    assert_eq!(balance(&mut b, bob).await, bob_before + 2 * RBTC);
-    assert_eq!(balance(&mut a, alice).await, alice_after_calls + 3 * RBTC);
+    assert_eq!(b.balance(bob).await.unwrap(), bob_before + 2 * RBTC);
+    assert_eq!(
+        a.balance(alice).await.unwrap(),
+        alice_after_calls + 3 * RBTC
+    );
 
     // The seeded random sequence, a validator of A killed and restarted in the middle.
     let fixed = |byte: u8| SecretKey::from_slice(&[byte; 32]).unwrap();
@@ -380,18 +367,8 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         .map(address_of)
         .chain([bob, FEE_POOL])
         .collect();
-    let p_id: SubnetId = net
-        .client(0)
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap()
-        .subnet_id
-        .parse()
-        .unwrap();
     let mut faucet = Signer {
-        subnet: p_id,
+        subnet: net.subnet.clone(),
         key: keys[0],
         nonce: parent.account(address_of(&keys[0])).await.unwrap().nonce,
     };
@@ -411,22 +388,23 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
     for who in b_accounts.iter().take(2) {
         assert_eq!(faucet.send(&mut parent, fund(B, *who, 5 * RBTC)).await, 0);
     }
-    wait_until(
-        "the random accounts funded",
-        Duration::from_secs(120),
-        || {
-            let (mut a, mut b) = (a.clone(), b.clone());
-            let (a_first, b_first) = (a_accounts[2], b_accounts[1]);
-            async move {
-                let (x, y) = (
-                    balance(&mut a, a_first).await,
-                    balance(&mut b, b_first).await,
-                );
-                (x == 5 * RBTC && y == 5 * RBTC, format!("{x} {y}"))
-            }
-        },
+    // Funded in order: once the last of each child's is there, all are.
+    a.wait_for_balance(
+        a_accounts[2],
+        5 * RBTC,
+        "the last random account of A",
+        ninety,
     )
-    .await;
+    .await
+    .unwrap();
+    b.wait_for_balance(
+        b_accounts[1],
+        5 * RBTC,
+        "the last random account of B",
+        ninety,
+    )
+    .await
+    .unwrap();
     let mut rng = Mutator::new(SEED);
     let mut accepted = [0usize; 7];
     let victim = a_nodes[1];

@@ -1084,13 +1084,10 @@ async fn joins_need_the_signer_and_a_kill_settles_the_subnet() {
         Err(BridgeError::Reverted { .. })
     ));
     assert!(!info(&net, subnet).await.ended);
+    let abandon_omega = IpsatGateway::abandonSubnetCall { subnetId: subnet };
     reverted_with(
         net.admin
-            .transact(
-                "abandonSubnet",
-                &IpsatGateway::abandonSubnetCall { subnetId: subnet },
-                U256::ZERO,
-            )
+            .transact("abandonSubnet", &abandon_omega, U256::ZERO)
             .await,
         "SubnetAlreadyActive",
     );
@@ -1176,11 +1173,7 @@ async fn joins_need_the_signer_and_a_kill_settles_the_subnet() {
     );
     reverted_with(
         net.admin
-            .transact(
-                "abandonSubnet",
-                &IpsatGateway::abandonSubnetCall { subnetId: subnet },
-                U256::ZERO,
-            )
+            .transact("abandonSubnet", &abandon_omega, U256::ZERO)
             .await,
         "SubnetHasEnded",
     );

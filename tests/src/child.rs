@@ -104,6 +104,60 @@ pub fn node_id(home: &Path) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
+/// Writes the home of node `index` of child `name` with `ipsat subnet init`: its ports from
+/// `ports`, `peers` (`id@host:port`), 300 ms blocks, gossip on port 9 if `gossip`, following
+/// the parent at `parent_grpc` (the parent's node 0 if empty). What the command printed.
+#[allow(clippy::too_many_arguments)] // One per flag a validator's operator chooses.
+pub fn init_home(
+    net: &Testnet,
+    name: &str,
+    home: &Path,
+    index: usize,
+    ports: &ChildPorts,
+    peers: &[String],
+    gossip: bool,
+    parent_grpc: &[String],
+) -> Result<serde_json::Value> {
+    let numbered = [
+        ("--cometbft-metrics-port", ports.port(index, 5)),
+        ("--p2p-port", ports.port(index, 6)),
+        ("--rpc-port", ports.port(index, 7)),
+        ("--abci-port", ports.port(index, 8)),
+        ("--grpc-port", ports.grpc(index)),
+        ("--metrics-port", ports.metrics(index)),
+        (
+            "--gossip-port",
+            if gossip { ports.port(index, 9) } else { 0 },
+        ),
+    ];
+    let mut args: Vec<String> = [
+        "subnet",
+        "init",
+        name,
+        "--validator-home",
+        home.to_str().context("utf-8 path")?,
+        "--persistent-peers",
+        &peers.join(","),
+        "--timeout-commit",
+        "300ms",
+        "--output",
+        "json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for (flag, port) in numbered {
+        args.push(flag.into());
+        args.push(port.to_string());
+    }
+    for endpoint in parent_grpc {
+        args.push("--parent-grpc".into());
+        args.push(endpoint.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Ok(serde_json::from_str(&cli(net, &args)?)?)
+}
+
 /// Writes every validator home of child `name` with `ipsat subnet init` (peers on loopback,
 /// 300 ms blocks, gossip on port 9 if `gossip`, following the parent at `parent_grpc`, or at
 /// the parent's node 0 if it is empty), adopts them into `net` and starts them; their indices
@@ -125,41 +179,7 @@ pub fn start(
             .filter(|j| *j != i)
             .map(|j| format!("{}@127.0.0.1:{}", ids[j], ports.port(j, 6)))
             .collect();
-        let numbered = [
-            ("--cometbft-metrics-port", ports.port(i, 5)),
-            ("--p2p-port", ports.port(i, 6)),
-            ("--rpc-port", ports.port(i, 7)),
-            ("--abci-port", ports.port(i, 8)),
-            ("--grpc-port", ports.grpc(i)),
-            ("--metrics-port", ports.metrics(i)),
-            ("--gossip-port", if gossip { ports.port(i, 9) } else { 0 }),
-        ];
-        let mut args: Vec<String> = [
-            "subnet",
-            "init",
-            name,
-            "--validator-home",
-            home.to_str().context("utf-8 path")?,
-            "--persistent-peers",
-            &peers.join(","),
-            "--timeout-commit",
-            "300ms",
-            "--output",
-            "json",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        for (flag, port) in numbered {
-            args.push(flag.into());
-            args.push(port.to_string());
-        }
-        for endpoint in parent_grpc {
-            args.push("--parent-grpc".into());
-            args.push(endpoint.clone());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let written: serde_json::Value = serde_json::from_str(&cli(net, &args)?)?;
+        let written = init_home(net, name, home, i, ports, &peers, gossip, parent_grpc)?;
         ensure!(
             written["validator"] == true,
             "{name} validator {i} is not in the genesis set"

@@ -442,6 +442,43 @@ impl Client {
             .into_inner())
     }
 
+    /// `who`'s balance in atto-RBTC.
+    pub async fn balance(&mut self, who: Address) -> Result<u128> {
+        let account = self.account(who).await?;
+        account
+            .balance
+            .parse()
+            .with_context(|| format!("balance {:?}", account.balance))
+    }
+
+    /// Polls `who`'s balance until it is `want`, printing each new value it sees under `what`.
+    pub async fn wait_for_balance(
+        &mut self,
+        who: Address,
+        want: u128,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let want = want.to_string();
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            let now = self.account(who).await?.balance;
+            if now != last {
+                eprintln!("{what}: {now}");
+                last = now.clone();
+            }
+            if now == want {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{what} is {now}, not {want}, after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The account at `address`, without a proof.
     pub async fn account(&mut self, address: Address) -> Result<pb::Account> {
         self.query

@@ -53,7 +53,7 @@ impl LyingParentEndpoint {
         };
         let address: SocketAddr = ([127, 0, 0, 1], port).into();
         let listener = tokio::net::TcpListener::bind(address).await?;
-        let incoming = tokio_stream_from(listener);
+        let incoming = tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(QueryServiceServer::new(liar))
@@ -65,13 +65,6 @@ impl LyingParentEndpoint {
             task,
         })
     }
-}
-
-/// The accepted connections of `listener`, as tonic serves them.
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl tonic::codegen::tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
 
 struct Liar {

@@ -129,22 +129,49 @@ fn messages_key(height: u64) -> Vec<u8> {
     [b"c/msg/".as_slice(), &height.to_be_bytes()].concat()
 }
 
+/// What `read` finds at each number of the range stored under `range_key` (nothing if none
+/// is); `what` names an item in the error if one is missing.
+fn carried<T>(
+    state: &impl StateRead,
+    range_key: &[u8],
+    what: &str,
+    read: impl Fn(u64) -> Result<Option<T>, StateError>,
+) -> Result<Vec<T>, StateError> {
+    let Some((from, to)) = state.get::<(u64, u64)>(range_key)? else {
+        return Ok(Vec::new());
+    };
+    (from..to)
+        .map(|n| {
+            read(n)?.ok_or_else(|| StateError::Corrupt {
+                key: format!("{what} {n}"),
+                detail: format!("a checkpoint carries a {what} that does not exist"),
+            })
+        })
+        .collect()
+}
+
+/// Stores under `range_key` the numbers from the first one no checkpoint carries yet (kept
+/// under `first_key`) up to `end`, and moves that first one to `end`.
+fn cover(
+    state: &mut StateDelta<'_>,
+    first_key: &[u8],
+    range_key: Vec<u8>,
+    end: u64,
+) -> Result<(), StateError> {
+    let from = state.get::<u64>(first_key)?.unwrap_or_default();
+    state.put(range_key, &(from, end));
+    state.put(first_key.to_vec(), &end);
+    Ok(())
+}
+
 /// The cross-net messages the checkpoint at `height` carries, in queue order.
 pub fn checkpoint_messages(
     state: &impl StateRead,
     height: u64,
 ) -> Result<Vec<CrossMessage>, StateError> {
-    let Some((from, to)) = state.get::<(u64, u64)>(&messages_key(height))? else {
-        return Ok(Vec::new());
-    };
-    (from..to)
-        .map(|index| {
-            crossnet::up_message(state, index)?.ok_or_else(|| StateError::Corrupt {
-                key: format!("upward message {index}"),
-                detail: "a checkpoint carries a message that was never queued".into(),
-            })
-        })
-        .collect()
+    carried(state, &messages_key(height), "upward message", |index| {
+        crossnet::up_message(state, index)
+    })
 }
 
 /// The nonce of the first release no checkpoint carries yet.
@@ -157,17 +184,9 @@ pub fn checkpoint_releases(
     state: &impl StateRead,
     height: u64,
 ) -> Result<Vec<Release>, StateError> {
-    let Some((from, to)) = state.get::<(u64, u64)>(&releases_key(height))? else {
-        return Ok(Vec::new());
-    };
-    (from..to)
-        .map(|nonce| {
-            parent::release(state, nonce)?.ok_or_else(|| StateError::Corrupt {
-                key: format!("release {nonce}"),
-                detail: "a checkpoint carries a release that was never made".into(),
-            })
-        })
-        .collect()
+    carried(state, &releases_key(height), "release", |nonce| {
+        parent::release(state, nonce)
+    })
 }
 
 /// The state key of the certified checkpoint at `height`.
@@ -349,16 +368,20 @@ impl Component for Checkpoints {
         if block.height == 0 || !block.height.is_multiple_of(params.period) {
             return Ok(());
         }
-        let from = first_uncovered_release(state)?;
-        let to = parent::next_release_nonce(state)?;
-        state.put(releases_key(block.height), &(from, to));
-        state.put(FIRST_UNCOVERED_RELEASE_KEY.to_vec(), &to);
-        let from = state
-            .get::<u64>(FIRST_UNCOVERED_MESSAGE_KEY)?
-            .unwrap_or_default();
-        let to = crossnet::up_count(state)?;
-        state.put(messages_key(block.height), &(from, to));
-        state.put(FIRST_UNCOVERED_MESSAGE_KEY.to_vec(), &to);
+        let releases_end = parent::next_release_nonce(state)?;
+        cover(
+            state,
+            FIRST_UNCOVERED_RELEASE_KEY,
+            releases_key(block.height),
+            releases_end,
+        )?;
+        let messages_end = crossnet::up_count(state)?;
+        cover(
+            state,
+            FIRST_UNCOVERED_MESSAGE_KEY,
+            messages_key(block.height),
+            messages_end,
+        )?;
         if let Some((number, members)) = state.get::<NumberedSet>(PENDING_SET_KEY)? {
             let (_, old) = declared_set(state)?.unwrap_or_default();
             effects
