@@ -14,6 +14,9 @@ use prost::Message as _;
 
 use crate::error::TxError;
 use crate::light::LightBlock;
+use crate::rsk::{
+    GatewaySignature, RskAttestation, RskDeposit, RskPoint, RskUpdate, MAX_DEPOSITS_PER_UPDATE,
+};
 use crate::tx::MAX_TX_BYTES;
 use crate::types::{is_valid_name, Address, Amount};
 
@@ -29,6 +32,9 @@ pub enum SystemTx {
         height: u64,
         /// Its certificate.
         certificate: Certificate,
+        /// In a level-1 subnet, the signers' gateway signatures of the same digest, by
+        /// strictly ascending index in the signing set.
+        gateway_signatures: Vec<(u32, GatewaySignature)>,
     },
     /// The next checkpoint of a child, certified by the child's validators.
     ChildCheckpoint {
@@ -45,6 +51,8 @@ pub enum SystemTx {
     },
     /// Newer headers of this subnet's parent and top-down messages proven against them.
     ParentUpdate(ParentUpdate),
+    /// A level-1 subnet's validators' attestation of RSK and the deposits it covers.
+    RskUpdate(RskUpdate),
 }
 
 /// Headers of the parent, in increasing height, each to be verified from the one trusted
@@ -236,6 +244,7 @@ impl SystemTx {
             Msg::OwnCertificate(own) => SystemTx::OwnCertificate {
                 height: own.height,
                 certificate: certificate_from_proto(own.certificate)?,
+                gateway_signatures: gateway_signatures_from_proto(own.gateway_signatures)?,
             },
             Msg::ChildCheckpoint(child) => {
                 if !is_valid_name(&child.subnet) {
@@ -258,6 +267,7 @@ impl SystemTx {
                 }
             }
             Msg::ParentUpdate(update) => SystemTx::ParentUpdate(ParentUpdate::from_proto(update)?),
+            Msg::RskUpdate(update) => SystemTx::RskUpdate(rsk_update_from_proto(update)?),
         };
         Ok(Some(tx))
     }
@@ -268,9 +278,17 @@ impl SystemTx {
             SystemTx::OwnCertificate {
                 height,
                 certificate,
+                gateway_signatures,
             } => Msg::OwnCertificate(pb::OwnCertificate {
                 height: *height,
                 certificate: Some(certificate_to_proto(certificate)),
+                gateway_signatures: gateway_signatures
+                    .iter()
+                    .map(|(signer, signature)| pb::GatewaySignature {
+                        signer: *signer,
+                        signature: signature.0.to_vec(),
+                    })
+                    .collect(),
             }),
             SystemTx::ChildCheckpoint {
                 subnet,
@@ -288,42 +306,169 @@ impl SystemTx {
                 messages: messages.iter().map(CrossMessage::encode).collect(),
             }),
             SystemTx::ParentUpdate(update) => Msg::ParentUpdate(update.to_proto()),
+            SystemTx::RskUpdate(update) => Msg::RskUpdate(rsk_update_to_proto(update)),
         };
         let body = pb::SystemTx { msg: Some(msg) }.encode_to_vec();
         [&[SYSTEM_TX_PREFIX][..], &body].concat()
     }
 }
 
-/// A validator's vote extension: its signature of the pending checkpoint at `height`.
+/// Gateway signatures from the wire: each well-formed, by strictly ascending signer index.
+fn gateway_signatures_from_proto(
+    signatures: Vec<pb::GatewaySignature>,
+) -> Result<Vec<(u32, GatewaySignature)>, TxError> {
+    let decoded = signatures
+        .into_iter()
+        .map(|s| Ok((s.signer, GatewaySignature::from_bytes(&s.signature)?)))
+        .collect::<Result<Vec<_>, TxError>>()?;
+    if !decoded.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(malformed("gateway signatures are not by ascending signer"));
+    }
+    Ok(decoded)
+}
+
+fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], TxError> {
+    bytes
+        .try_into()
+        .map_err(|_| malformed(format!("{what} must be 32 bytes")))
+}
+
+fn rsk_point_from_proto(point: Option<pb::RskPoint>) -> Result<RskPoint, TxError> {
+    let point = point.ok_or_else(|| malformed("missing RSK point"))?;
+    Ok(RskPoint {
+        height: point.height,
+        block_hash: hash32(&point.block_hash, "RSK block hash")?,
+        deposit_count: point.deposit_count,
+        deposits_digest: hash32(&point.deposits_digest, "RSK deposits digest")?,
+    })
+}
+
+fn rsk_point_to_proto(point: &RskPoint) -> pb::RskPoint {
+    pb::RskPoint {
+        height: point.height,
+        block_hash: point.block_hash.to_vec(),
+        deposit_count: point.deposit_count,
+        deposits_digest: point.deposits_digest.to_vec(),
+    }
+}
+
+fn rsk_update_from_proto(update: pb::RskUpdate) -> Result<RskUpdate, TxError> {
+    if update.deposits.len() > MAX_DEPOSITS_PER_UPDATE {
+        return Err(malformed(format!(
+            "an RSK update carries at most {MAX_DEPOSITS_PER_UPDATE} deposits"
+        )));
+    }
+    let deposits = update
+        .deposits
+        .into_iter()
+        .map(|d| {
+            Ok(RskDeposit {
+                recipient: Address::from_slice(&d.recipient)
+                    .map_err(|e| malformed(e.to_string()))?,
+                amount: d
+                    .amount
+                    .parse::<Amount>()
+                    .ok()
+                    .filter(|a| a.to_string() == d.amount)
+                    .ok_or_else(|| TxError::InvalidAmount(d.amount.clone()))?,
+                nonce: d.nonce,
+            })
+        })
+        .collect::<Result<Vec<_>, TxError>>()?;
+    Ok(RskUpdate {
+        point: rsk_point_from_proto(update.point)?,
+        certificate: certificate_from_proto(update.certificate)?,
+        deposits,
+    })
+}
+
+fn rsk_update_to_proto(update: &RskUpdate) -> pb::RskUpdate {
+    pb::RskUpdate {
+        point: Some(rsk_point_to_proto(&update.point)),
+        certificate: Some(certificate_to_proto(&update.certificate)),
+        deposits: update
+            .deposits
+            .iter()
+            .map(|d| pb::RskDeposit {
+                recipient: d.recipient.0.to_vec(),
+                amount: d.amount.to_string(),
+                nonce: d.nonce,
+            })
+            .collect(),
+    }
+}
+
+/// A validator's signature of the pending checkpoint at `height`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointVote {
     /// The height of the checkpoint signed.
     pub height: u64,
-    /// The signature of its digest, subgroup-checked.
+    /// The BLS signature of its digest, subgroup-checked.
     pub signature: BlsSignature,
+    /// In a level-1 subnet, the validator's gateway signature of the same digest.
+    pub gateway_signature: Option<GatewaySignature>,
 }
 
-impl CheckpointVote {
+/// A validator's vote extension. Both parts are optional; with neither it is empty bytes,
+/// which every validator accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VoteExtension {
+    /// Its vote on the pending checkpoint.
+    pub checkpoint: Option<CheckpointVote>,
+    /// In a level-1 subnet, what it read from RSK.
+    pub rsk: Option<RskAttestation>,
+}
+
+impl VoteExtension {
     /// Decodes an extension, refusing any non-canonical encoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, TxError> {
-        let vote =
-            pb::CheckpointVote::decode(bytes).map_err(|e| malformed(format!("vote: {e}")))?;
-        if vote.encode_to_vec() != bytes {
+        let extension =
+            pb::VoteExtension::decode(bytes).map_err(|e| malformed(format!("vote: {e}")))?;
+        if extension.encode_to_vec() != bytes {
             return Err(malformed("vote extension is not canonically encoded"));
         }
-        let signature = BlsSignature::from_bytes(&vote.signature)
-            .map_err(|e| malformed(format!("vote signature: {e}")))?;
-        Ok(Self {
-            height: vote.height,
-            signature,
-        })
+        let checkpoint = extension
+            .checkpoint
+            .map(|vote| {
+                Ok::<_, TxError>(CheckpointVote {
+                    height: vote.height,
+                    signature: BlsSignature::from_bytes(&vote.signature)
+                        .map_err(|e| malformed(format!("vote signature: {e}")))?,
+                    gateway_signature: match vote.gateway_signature.as_slice() {
+                        [] => None,
+                        bytes => Some(GatewaySignature::from_bytes(bytes)?),
+                    },
+                })
+            })
+            .transpose()?;
+        let rsk = extension
+            .rsk
+            .map(|attestation| {
+                Ok::<_, TxError>(RskAttestation {
+                    point: rsk_point_from_proto(attestation.point)?,
+                    signature: BlsSignature::from_bytes(&attestation.signature)
+                        .map_err(|e| malformed(format!("RSK attestation signature: {e}")))?,
+                })
+            })
+            .transpose()?;
+        Ok(Self { checkpoint, rsk })
     }
 
     /// The extension's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        pb::CheckpointVote {
-            height: self.height,
-            signature: self.signature.to_bytes().to_vec(),
+        pb::VoteExtension {
+            checkpoint: self.checkpoint.as_ref().map(|vote| pb::CheckpointVote {
+                height: vote.height,
+                signature: vote.signature.to_bytes().to_vec(),
+                gateway_signature: vote
+                    .gateway_signature
+                    .map(|s| s.0.to_vec())
+                    .unwrap_or_default(),
+            }),
+            rsk: self.rsk.as_ref().map(|attestation| pb::RskAttestation {
+                point: Some(rsk_point_to_proto(&attestation.point)),
+                signature: attestation.signature.to_bytes().to_vec(),
+            }),
         }
         .encode_to_vec()
     }
@@ -345,7 +490,28 @@ mod tests {
         let own = SystemTx::OwnCertificate {
             height: 10,
             certificate: certificate(),
+            gateway_signatures: vec![(
+                0,
+                GatewaySignature::sign(
+                    &secp256k1::SecretKey::from_slice(&[3; 32]).unwrap(),
+                    &[4; 32],
+                ),
+            )],
         };
+        let rsk = SystemTx::RskUpdate(RskUpdate {
+            point: RskPoint {
+                height: 20,
+                block_hash: [5; 32],
+                deposit_count: 1,
+                deposits_digest: [6; 32],
+            },
+            certificate: certificate(),
+            deposits: vec![RskDeposit {
+                recipient: Address([7; 20]),
+                amount: Amount::from_atto(8),
+                nonce: 0,
+            }],
+        });
         // A child's checkpoint committing to `root` over `count` items, carrying `releases`.
         let delivery =
             |root: [u8; 32], count: u64, releases: Vec<Release>| SystemTx::ChildCheckpoint {
@@ -367,7 +533,7 @@ mod tests {
                 messages: Vec::new(),
             };
         let child = delivery([0; 32], 0, Vec::new());
-        for tx in [own, child] {
+        for tx in [own, child, rsk] {
             let raw = tx.encode();
             assert!(is_system(&raw));
             assert_eq!(SystemTx::decode(&raw), Ok(Some(tx)));
@@ -402,15 +568,28 @@ mod tests {
     #[test]
     fn votes_round_trip_and_bad_signatures_are_malformed() {
         let key = BlsSecretKey::from_seed(&[2; 32]).unwrap();
-        let vote = CheckpointVote {
-            height: 30,
-            signature: key.sign(b"x"),
+        let vote = VoteExtension {
+            checkpoint: Some(CheckpointVote {
+                height: 30,
+                signature: key.sign(b"x"),
+                gateway_signature: None,
+            }),
+            rsk: Some(RskAttestation {
+                point: RskPoint {
+                    height: 40,
+                    block_hash: [1; 32],
+                    deposit_count: 0,
+                    deposits_digest: [0; 32],
+                },
+                signature: key.sign(b"y"),
+            }),
         };
-        assert_eq!(CheckpointVote::decode(&vote.encode()), Ok(vote.clone()));
+        assert_eq!(VoteExtension::decode(&vote.encode()), Ok(vote.clone()));
         let mut bytes = vote.encode();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(CheckpointVote::decode(&bytes).is_err());
-        assert!(CheckpointVote::decode(&[]).is_err());
+        assert!(VoteExtension::decode(&bytes).is_err());
+        assert_eq!(VoteExtension::decode(&[]), Ok(VoteExtension::default()));
+        assert!(VoteExtension::default().encode().is_empty());
     }
 }

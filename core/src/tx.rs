@@ -56,13 +56,19 @@ fn signing_digest(subnet: &SubnetId, body: &[u8]) -> [u8; 32] {
 /// Encodes and signs `body` for `subnet` (the subnet must match `body.subnet_id`).
 pub fn sign(secret: &SecretKey, subnet: &SubnetId, body: &pb::TxBody) -> Vec<u8> {
     let body = body.encode_to_vec();
-    let digest = Message::from_digest(signing_digest(subnet, &body));
-    let (recovery_id, compact) = SECP
-        .sign_ecdsa_recoverable(&digest, secret)
-        .serialize_compact();
-    let mut signature = compact.to_vec();
-    signature.push(recovery_id.to_i32() as u8);
+    let signature = sign_recoverable(secret, &signing_digest(subnet, &body)).to_vec();
     pb::Tx { body, signature }.encode_to_vec()
+}
+
+/// `r ‖ s ‖ recovery id` (0 or 1) of `digest`; `s` is always low.
+pub(crate) fn sign_recoverable(secret: &SecretKey, digest: &[u8; 32]) -> [u8; 65] {
+    let (recovery_id, compact) = SECP
+        .sign_ecdsa_recoverable(&Message::from_digest(*digest), secret)
+        .serialize_compact();
+    let mut signature = [0u8; 65];
+    signature[..64].copy_from_slice(&compact);
+    signature[64] = recovery_id.to_i32() as u8;
+    signature
 }
 
 /// A transaction whose encoding, subnet, signature, fee syntax and message have passed every
@@ -137,7 +143,8 @@ pub fn verify(raw: &[u8], subnet: &SubnetId) -> Result<VerifiedTx, TxError> {
     })
 }
 
-fn recover_signer(signature: &[u8], digest: &[u8; 32]) -> Result<Address, TxError> {
+/// The address that signed `digest` with `r ‖ s ‖ recovery id`, refusing high `s`.
+pub(crate) fn recover_signer(signature: &[u8], digest: &[u8; 32]) -> Result<Address, TxError> {
     let [compact @ .., recovery] = signature else {
         return Err(TxError::InvalidSignature("empty"));
     };

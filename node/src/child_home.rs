@@ -19,7 +19,7 @@ use ipsat_subnet::Genesis;
 use serde_json::json;
 
 use crate::cometbft::run_command;
-use crate::config::CheckpointsConfig;
+use crate::config::{CheckpointsConfig, GatewayLinkConfig};
 use crate::keys;
 use crate::testnet::{node_config, patch_cometbft_config, patched_genesis, NodePorts};
 
@@ -96,6 +96,8 @@ pub struct ChildHome<'a> {
     pub parent_grpc: &'a [String],
     /// Where the node listens for the gossip plane (none: it does not gossip).
     pub gossip_listen: Option<String>,
+    /// For a level-1 subnet, the `[gateway]` section.
+    pub gateway: Option<GatewayLinkConfig>,
 }
 
 /// Writes the CometBFT genesis and config and the ipsat config into `home`, whose keys
@@ -150,5 +152,8 @@ pub fn write(home: &Path, child: &ChildHome<'_>) -> Result<()> {
     let mut config = node_config(child.ports, child.listen, child.cometbft, checkpoints);
     config.p2p.listen = child.gossip_listen.iter().cloned().collect();
     config.parent.grpc = child.parent_grpc.to_vec();
+    if let Some(gateway) = &child.gateway {
+        config.gateway = gateway.clone();
+    }
     config.write(home)
 }

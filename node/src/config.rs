@@ -33,6 +33,52 @@ pub struct Config {
     pub p2p: P2pConfig,
     #[serde(default)]
     pub parent: ParentConfig,
+    #[serde(default)]
+    pub gateway: GatewayLinkConfig,
+}
+
+/// `[gateway]`: the RSK gateway a level-1 subnet lives under. Off unless `rpc` is set. The
+/// node then reads RSK for the subnet's attestations, signs checkpoints for the gateway with
+/// `signer_key`, and takes its turn submitting them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayLinkConfig {
+    /// RSK JSON-RPC, e.g. `http://127.0.0.1:4444`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<String>,
+    /// The gateway contract's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The chain id RSK must report (30 mainnet, 31 testnet, 33 regtest).
+    pub chain_id: u64,
+    /// Blocks on top before an RSK block counts as final (RSK has no finality tag).
+    pub confirmations: u64,
+    /// Name of the key in `<home>/keys` that is this validator's gateway signer (as it joined
+    /// on the gateway) and pays for its submissions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer_key: Option<String>,
+    /// Fixed gas price in wei; absent asks RSK (`eth_gasPrice`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gas_price_wei: Option<u128>,
+    /// How long the next validator in the rotation waits for the previous one to submit.
+    pub submit_timeout_ms: u64,
+    /// How often RSK and the gateway are polled.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for GatewayLinkConfig {
+    fn default() -> Self {
+        Self {
+            rpc: None,
+            address: None,
+            chain_id: 33,
+            confirmations: 12,
+            signer_key: None,
+            gas_price_wei: None,
+            submit_timeout_ms: 20_000,
+            poll_interval_ms: 1_000,
+        }
+    }
 }
 
 /// `[parent]`: where a child's node reads its parent (headers, top-down messages). Nothing

@@ -13,6 +13,7 @@ mod config;
 mod delivery;
 #[cfg(test)]
 mod fuzz;
+mod gateway_link;
 mod gossip;
 mod grpc;
 mod keys;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::checkpoint::CheckpointCommand;
+use commands::gateway::GatewayCommand;
 use commands::keys::KeysCommand;
 use commands::message::MessageCommand;
 use commands::node::NodeCommand;
@@ -92,6 +94,9 @@ enum Command {
     /// Child subnets: create, join, leave, kill, list, show, and init a validator's home.
     #[command(subcommand)]
     Subnet(SubnetCommand),
+    /// Level-1 subnets on the RSK gateway: join, and init a validator's home.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
     /// This subnet's checkpoints, or a child's accepted here.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
@@ -130,6 +135,7 @@ async fn main() -> Result<()> {
         Command::Checkpoint(command) => {
             commands::checkpoint::run(command, &cli.node, cli.output).await
         }
+        Command::Gateway(command) => commands::gateway::run(command, &cli.home, cli.output).await,
         Command::Relay(args) => commands::relay::run(args, &cli.node, cli.output).await,
         Command::Message(command) => commands::message::run(command, &cli.node, cli.output).await,
     }

@@ -35,6 +35,10 @@ pub struct Metrics {
     child_checkpoints_accepted: AtomicU64,
     parent_updates_offered: AtomicU64,
     parent_endpoint_failures: AtomicU64,
+    rsk_height: AtomicU64,
+    rsk_read_failures: AtomicU64,
+    gateway_checkpoints_submitted: AtomicU64,
+    gateway_submit_failures: AtomicU64,
     gossip_published: AtomicU64,
     gossip_accepted: AtomicU64,
     gossip_ignored: AtomicU64,
@@ -85,6 +89,22 @@ impl Metrics {
 
     pub fn record_parent_endpoint_failure(&self) {
         self.parent_endpoint_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_rsk_read(&self, height: u64) {
+        self.rsk_height.store(height, Relaxed);
+    }
+
+    pub fn record_rsk_read_failure(&self) {
+        self.rsk_read_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_gateway_submission(&self) {
+        self.gateway_checkpoints_submitted.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_gateway_submit_failure(&self) {
+        self.gateway_submit_failures.fetch_add(1, Relaxed);
     }
 
     pub fn record_child_checkpoint_pulled(&self) {
@@ -184,6 +204,30 @@ impl Metrics {
             "counter",
             "Parent endpoints that failed or served what this subnet refuses.",
             self.parent_endpoint_failures.load(Relaxed),
+        );
+        gauge(
+            "ipsat_rsk_height",
+            "gauge",
+            "The latest RSK height on the attestation step this node read at the confirmation depth.",
+            self.rsk_height.load(Relaxed),
+        );
+        gauge(
+            "ipsat_rsk_read_failures_total",
+            "counter",
+            "Failed reads of RSK by the RSK follower.",
+            self.rsk_read_failures.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gateway_checkpoints_submitted_total",
+            "counter",
+            "Checkpoints this validator submitted to the RSK gateway and saw accepted.",
+            self.gateway_checkpoints_submitted.load(Relaxed),
+        );
+        gauge(
+            "ipsat_gateway_submit_failures_total",
+            "counter",
+            "Failed submissions to the RSK gateway (another validator's success included).",
+            self.gateway_submit_failures.load(Relaxed),
         );
         gauge(
             "ipsat_gossip_checkpoints_published_total",

@@ -16,8 +16,9 @@ use tokio::sync::broadcast;
 
 use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
-use crate::config::{state_db_path, Config};
+use crate::config::{state_db_path, Config, GatewayLinkConfig};
 use crate::delivery::Delivery;
+use crate::gateway_link::{CheckpointSubmitter, RskFollower};
 use crate::gossip::Gossip;
 use crate::grpc::Api;
 use crate::keys;
@@ -25,6 +26,9 @@ use crate::limits::{limited_incoming, ConnectionLimits};
 use crate::metrics::{self, Metrics};
 use crate::parent_follower::ParentFollower;
 use crate::supervisor::Supervisor;
+use alloy::signers::local::PrivateKeySigner;
+use ipsat_checkpoint::SubnetHash;
+use ipsat_rootnet_bridge::{Gateway, GatewayConfig};
 
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
 const BLOCK_CHANNEL_CAPACITY: usize = 1024;
@@ -72,6 +76,14 @@ pub async fn start(home: &Path) -> Result<()> {
             "signing checkpoints in vote extensions"
         );
         app = app.with_checkpoint_signer(key);
+    }
+    let gateway_signer = match &config.gateway.signer_key {
+        Some(name) => Some(keys::load(&crate::config::keys_dir(home), name)?),
+        None => None,
+    };
+    if let Some(key) = &gateway_signer {
+        tracing::info!(signer = %key.address, "signing checkpoints for the RSK gateway");
+        app = app.with_gateway_signer(key.secret);
     }
     let app = Arc::new(app);
     let inputs = app.proposal_inputs().clone();
@@ -128,6 +140,19 @@ pub async fn start(home: &Path) -> Result<()> {
         };
         supervisor.spawn("parent", |shutdown| follower.run(shutdown));
     }
+    if let Some(rpc) = &config.gateway.rpc {
+        let subnet = genesis_json(&cometbft_home)?["app_state"]["subnet_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("genesis.json has no app_state.subnet_id")?;
+        let link = GatewayLinkParts {
+            subnet: &subnet,
+            app: app.clone(),
+            metrics: metrics.clone(),
+            signer: gateway_signer.as_ref(),
+        };
+        start_gateway_link(&mut supervisor, &config.gateway, rpc, link).await?;
+    }
     if config.p2p.enabled() {
         let parts = GossipParts {
             app: app.clone(),
@@ -181,6 +206,73 @@ pub async fn start(home: &Path) -> Result<()> {
 
     supervisor.run().await?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The parts of the node the gateway link shares.
+struct GatewayLinkParts<'a> {
+    /// The subnet's path, from genesis (the app may not have seen InitChain yet).
+    subnet: &'a str,
+    app: Arc<SubnetApp>,
+    metrics: Arc<Metrics>,
+    signer: Option<&'a keys::Key>,
+}
+
+/// Connects to the RSK gateway of a level-1 subnet and starts its follower and, on a
+/// validator with a gateway signer, its checkpoint submitter.
+async fn start_gateway_link(
+    supervisor: &mut Supervisor,
+    config: &GatewayLinkConfig,
+    rpc: &str,
+    parts: GatewayLinkParts<'_>,
+) -> Result<()> {
+    let address: alloy::primitives::Address = config
+        .address
+        .as_deref()
+        .context("[gateway] rpc is set but address is not")?
+        .parse()
+        .context("[gateway] address is not a 20-byte hex address")?;
+    let subnet_hash = alloy::primitives::B256::from(SubnetHash::of_path(parts.subnet).0);
+    // A node without a signer only reads; it pays for nothing, so any key will do.
+    let sender = match parts.signer {
+        Some(key) => key.secret.secret_bytes(),
+        None => secp256k1::SecretKey::new(&mut secp256k1::rand::thread_rng()).secret_bytes(),
+    };
+    let sender = PrivateKeySigner::from_bytes(&sender.into()).context("gateway signer key")?;
+    let gateway_config = GatewayConfig {
+        chain_id: config.chain_id,
+        confirmations: config.confirmations,
+        gas_price: config.gas_price_wei,
+        ..GatewayConfig::default()
+    };
+    let gateway = Arc::new(
+        Gateway::at(rpc, address, sender, gateway_config)
+            .await
+            .with_context(|| format!("connecting to the RSK gateway {address} at {rpc}"))?,
+    );
+    let poll_interval = Duration::from_millis(config.poll_interval_ms.max(50));
+    tracing::info!(%rpc, gateway = %address, "following RSK for the subnet's attestations");
+    let follower = RskFollower {
+        gateway: gateway.clone(),
+        app: parts.app.clone(),
+        subnet: subnet_hash,
+        inputs: parts.app.rsk_inputs().clone(),
+        metrics: parts.metrics.clone(),
+        poll_interval,
+    };
+    supervisor.spawn("rsk-follower", |shutdown| follower.run(shutdown));
+    if let Some(key) = parts.signer {
+        let submitter = CheckpointSubmitter {
+            gateway,
+            app: parts.app,
+            subnet: subnet_hash,
+            signer: key.address,
+            submit_timeout: Duration::from_millis(config.submit_timeout_ms),
+            metrics: parts.metrics,
+            poll_interval,
+        };
+        supervisor.spawn("gateway-submitter", |shutdown| submitter.run(shutdown));
+    }
     Ok(())
 }
 

@@ -110,6 +110,16 @@ contract IpsatGateway {
         uint256 power;
         uint64 joinConfigurationNumber;
         uint64 leaveConfigurationNumber;
+        bytes32 cometbftKey;
+        bytes blsPublicKey;
+        bytes blsPop;
+    }
+
+    /// @notice The keys of one current member, as a level-1 subnet's genesis needs them.
+    struct MemberKeys {
+        address signer;
+        uint256 power;
+        bytes32 cometbftKey;
         bytes blsPublicKey;
         bytes blsPop;
     }
@@ -160,6 +170,9 @@ contract IpsatGateway {
         bytes blsPublicKey;
         /// 96-byte compressed G2 proof of possession of `blsPublicKey`.
         bytes blsPop;
+        /// The validator's CometBFT ed25519 consensus key, which the subnet's genesis and
+        /// CometBFT validator set are built from.
+        bytes32 cometbftKey;
     }
 
     struct Validator {
@@ -168,6 +181,7 @@ contract IpsatGateway {
         uint64 joinConfigurationNumber;
         uint64 leaveConfigurationNumber;
         ValidatorStatus status;
+        bytes32 cometbftKey;
         bytes blsPublicKey;
         bytes blsPop;
     }
@@ -218,6 +232,7 @@ contract IpsatGateway {
     // `uint160(next) | power << 160`; key address(0) is the sentinel head (power 0).
     mapping(bytes32 subnetId => mapping(address signer => uint256 node)) private _members;
     mapping(bytes32 subnetId => mapping(address owner => Validator)) private _validators;
+    mapping(bytes32 subnetId => mapping(address signer => address owner)) private _owners;
     mapping(bytes32 subnetId => mapping(uint64 configurationNumber => bytes32 setHash)) private _setHashes;
     mapping(bytes32 subnetId => mapping(uint64 height => bytes32 crossMsgsRoot)) private _crossMsgsRoots;
     /// @dev Keyed by the release's nonce alone: a release that appears in two checkpoints pays once.
@@ -294,6 +309,7 @@ contract IpsatGateway {
     error CollateralTooLow(uint256 minimum, uint256 got);
     error CollateralTooHigh();
     error InvalidSigner();
+    error InvalidCometbftKey();
     error InvalidSignerSignature();
     error WrongRegistrationDeposit(uint256 expected, uint256 got);
     error TooManySubnets();
@@ -426,6 +442,7 @@ contract IpsatGateway {
         if (msg.value > type(uint96).max) revert CollateralTooHigh();
         address ecdsaSigner = request.ecdsaSigner;
         if (ecdsaSigner == address(0)) revert InvalidSigner();
+        if (request.cometbftKey == bytes32(0)) revert InvalidCometbftKey();
         if (request.blsPublicKey.length != BLS_PUBLIC_KEY_LENGTH) {
             revert InvalidBlsKeyLength(request.blsPublicKey.length);
         }
@@ -454,8 +471,10 @@ contract IpsatGateway {
         v.joinConfigurationNumber = config;
         v.leaveConfigurationNumber = 0;
         v.status = ValidatorStatus.Active;
+        v.cometbftKey = request.cometbftKey;
         v.blsPublicKey = request.blsPublicKey;
         v.blsPop = request.blsPop;
+        _owners[subnetId][ecdsaSigner] = msg.sender;
 
         emit ValidatorJoined(
             subnetId, msg.sender, ecdsaSigner, msg.value, request.blsPublicKey, request.blsPop, config, setHash
@@ -1011,6 +1030,19 @@ contract IpsatGateway {
         return _membership(subnetId, s.validatorCount);
     }
 
+    /// @notice The current members with their keys, signers ascending: what a level-1 subnet's
+    ///         genesis is built from (read at a final block). BLS proofs of possession are
+    ///         returned unchecked; the nodes check them (the EVM cannot).
+    function memberKeys(bytes32 subnetId) external view returns (MemberKeys[] memory members) {
+        Subnet storage s = _subnet(subnetId);
+        (address[] memory signers, uint256[] memory powers) = _membership(subnetId, s.validatorCount);
+        members = new MemberKeys[](signers.length);
+        for (uint256 i; i < signers.length; ++i) {
+            Validator storage v = _validators[subnetId][_owners[subnetId][signers[i]]];
+            members[i] = MemberKeys(signers[i], powers[i], v.cometbftKey, v.blsPublicKey, v.blsPop);
+        }
+    }
+
     /// @notice The membership hash recorded at `configurationNumber` (zero if none was recorded:
     ///         configuration 0 is the empty registry before the first join).
     function validatorSetHashAt(bytes32 subnetId, uint64 configurationNumber) external view returns (bytes32) {
@@ -1036,6 +1068,7 @@ contract IpsatGateway {
         info.power = v.power;
         info.joinConfigurationNumber = v.joinConfigurationNumber;
         info.leaveConfigurationNumber = v.leaveConfigurationNumber;
+        info.cometbftKey = v.cometbftKey;
         info.blsPublicKey = v.blsPublicKey;
         info.blsPop = v.blsPop;
     }

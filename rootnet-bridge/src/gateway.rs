@@ -103,6 +103,17 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The keys a validator registers besides its signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinKeys {
+    /// Compressed BLS12-381 G1 public key, 48 bytes.
+    pub bls_public_key: Bytes,
+    /// Its proof of possession, 96 bytes.
+    pub bls_pop: Bytes,
+    /// The CometBFT ed25519 consensus key.
+    pub cometbft_key: B256,
+}
+
 /// A deposit locked by `fund`, as the subnet imports it top-down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FundedEvent {
@@ -417,13 +428,13 @@ impl Gateway {
     /// Joins `subnet_id` as a validator staking `collateral` wei (its power), owned by this
     /// client's sender: `ecdsa_signer` signs its checkpoints and authorises the join by signing
     /// [`join_digest`] (computed here, not asked of the node); the BLS key (48 bytes) and proof
-    /// of possession (96 bytes) are only length-checked on chain.
+    /// of possession (96 bytes) are only length-checked on chain (the subnet's nodes verify
+    /// the proof), and `cometbft_key` is its ed25519 consensus key.
     pub async fn join(
         &self,
         subnet_id: B256,
         ecdsa_signer: &PrivateKeySigner,
-        bls_public_key: Bytes,
-        bls_pop: Bytes,
+        keys: JoinKeys,
         collateral: U256,
     ) -> Result<Receipt, BridgeError> {
         let digest = join_digest(self.config.chain_id, self.address, subnet_id, self.sender());
@@ -438,8 +449,9 @@ impl Gateway {
             request: IpsatGateway::JoinRequest {
                 ecdsaSigner: ecdsa_signer.address(),
                 signerSignature: signature.as_bytes().to_vec().into(),
-                blsPublicKey: bls_public_key,
-                blsPop: bls_pop,
+                blsPublicKey: keys.bls_public_key,
+                blsPop: keys.bls_pop,
+                cometbftKey: keys.cometbft_key,
             },
         };
         self.transact("join", &call, collateral).await
@@ -627,6 +639,16 @@ impl Gateway {
         from: u64,
     ) -> Result<Vec<FundedEvent>, BridgeError> {
         let to = self.final_height().await?;
+        self.funded_events_between(subnet_id, from, to).await
+    }
+
+    /// The `Funded` events for `subnet_id` in blocks `from..=to`, read in bounded ranges.
+    pub async fn funded_events_between(
+        &self,
+        subnet_id: B256,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<FundedEvent>, BridgeError> {
         let mut events = Vec::new();
         let mut start = from;
         while start <= to {

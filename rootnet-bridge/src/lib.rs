@@ -15,4 +15,4 @@ pub mod merkle;
 pub mod rpc;
 
 pub use contract::IpsatGateway;
-pub use gateway::{join_digest, BridgeError, FundedEvent, Gateway, GatewayConfig};
+pub use gateway::{join_digest, BridgeError, FundedEvent, Gateway, GatewayConfig, JoinKeys};

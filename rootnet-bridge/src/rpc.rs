@@ -41,6 +41,15 @@ pub struct EthRpc {
     http: reqwest::Client,
 }
 
+/// What a node says about one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// Its hash.
+    pub hash: B256,
+    /// Its time, seconds since the Unix epoch.
+    pub timestamp: u64,
+}
+
 /// The fields of a receipt the bridge uses.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,6 +164,26 @@ impl EthRpc {
     pub async fn chain_id(&self) -> Result<u64, RpcError> {
         let id: U256 = self.call("eth_chainId", json!([])).await?;
         Ok(id.to::<u64>())
+    }
+
+    /// The header fields of block `number` (`eth_getBlockByNumber`), `None` if the node has
+    /// no such block.
+    pub async fn block(&self, number: u64) -> Result<Option<BlockHeader>, RpcError> {
+        #[derive(Deserialize)]
+        struct Block {
+            hash: B256,
+            timestamp: U256,
+        }
+        let block: Option<Block> = self
+            .call(
+                "eth_getBlockByNumber",
+                json!([format!("{number:#x}"), false]),
+            )
+            .await?;
+        Ok(block.map(|b| BlockHeader {
+            hash: b.hash,
+            timestamp: b.timestamp.saturating_to::<u64>(),
+        }))
     }
 
     /// The latest block number (`eth_blockNumber`).

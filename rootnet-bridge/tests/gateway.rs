@@ -11,7 +11,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use ipsat_checkpoint::{CheckpointDomain, CheckpointHash, SubnetHash, ValidatorSetHash};
 use ipsat_rootnet_bridge::contract::IpsatGateway::{self, Checkpoint, Release};
-use ipsat_rootnet_bridge::{merkle, BridgeError, Gateway, GatewayConfig};
+use ipsat_rootnet_bridge::{merkle, BridgeError, Gateway, GatewayConfig, JoinKeys};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use serde_json::json;
 
@@ -97,17 +97,20 @@ async fn client(net: &Net, key: &PrivateKeySigner) -> Gateway {
         .unwrap()
 }
 
+/// Keys the gateway only length-checks.
+fn test_join_keys() -> JoinKeys {
+    JoinKeys {
+        bls_public_key: Bytes::from(vec![0xb1; 48]),
+        bls_pop: Bytes::from(vec![0xb2; 96]),
+        cometbft_key: B256::repeat_byte(0xc1),
+    }
+}
+
 async fn join_all(net: &Net, subnet: B256, set: &[Validator]) {
     for v in set {
         client(net, &v.key)
             .await
-            .join(
-                subnet,
-                &v.key,
-                Bytes::from(vec![0xb1; 48]),
-                Bytes::from(vec![0xb2; 96]),
-                v.power,
-            )
+            .join(subnet, &v.key, test_join_keys(), v.power)
             .await
             .unwrap();
     }
@@ -635,13 +638,7 @@ async fn submit_checkpoint_gas_by_validator_count() {
     reverted_with(
         client(&net, &extra[0].key)
             .await
-            .join(
-                full,
-                &extra[0].key,
-                Bytes::from(vec![0xb1; 48]),
-                Bytes::from(vec![0xb2; 96]),
-                U256::from(ETHER),
-            )
+            .join(full, &extra[0].key, test_join_keys(), U256::from(ETHER))
             .await,
         "SubnetFull",
     );
@@ -1001,6 +998,7 @@ async fn joins_need_the_signer_and_a_kill_settles_the_subnet() {
                 signerSignature: signature.into(),
                 blsPublicKey: Bytes::from(vec![0xb1; 48]),
                 blsPop: Bytes::from(vec![0xb2; 96]),
+                cometbftKey: B256::repeat_byte(0xc1),
             },
         };
         reverted_with(

@@ -14,11 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ipsat_checkpoint::{BlsSecretKey, HistoryAccumulator};
 use ipsat_core::system::is_system;
-use ipsat_core::{app_hash, tx, Hash32, SubnetId, SystemTx, TxError, TxHash, VerifiedTx};
+use ipsat_core::{
+    app_hash, tx, Hash32, SubnetId, SystemTx, TxError, TxHash, VerifiedTx, VoteExtension,
+};
 use rayon::prelude::*;
 
 use crate::component::{ExecError, TxContext};
 use crate::components::checkpoints::{self, VoteError};
+use crate::components::rsk::{self, RskInputs};
 use crate::components::{self, fees, parent, registry};
 use crate::context::{
     BlockContext, BlockEffects, ExtendedCommit, ProposalInputs, ValidatorAddress,
@@ -217,9 +220,15 @@ fn deliver_system(
         SystemTx::OwnCertificate {
             height: checkpoint,
             certificate,
-        } => {
-            checkpoints::record_own_certificate(&mut fork, store, *checkpoint, certificate, height)
-        }
+            gateway_signatures,
+        } => checkpoints::record_own_certificate(
+            &mut fork,
+            store,
+            *checkpoint,
+            certificate,
+            gateway_signatures,
+            height,
+        ),
         SystemTx::ChildCheckpoint {
             subnet: child,
             checkpoint,
@@ -242,6 +251,7 @@ fn deliver_system(
             Some(now) => parent::apply_update(&mut fork, subnet, update, now),
             None => Err(TxError::ProposerOnly.into()),
         },
+        SystemTx::RskUpdate(update) => rsk::apply_update(&mut fork, subnet, update),
     };
     let fork = fork.into_changes();
     settle(state, fork, outcome)
@@ -270,6 +280,11 @@ pub struct SubnetApp {
     proposal_inputs: ProposalInputs,
     /// This validator's checkpoint signing key; `None` on a node that does not validate.
     signer: Option<BlsSecretKey>,
+    /// Under the RSK gateway, this validator's account key, whose address the gateway knows
+    /// as its signer.
+    gateway_signer: Option<secp256k1::SecretKey>,
+    /// What this node's RSK follower read, under the RSK gateway.
+    rsk_inputs: RskInputs,
     /// The height the next block will have, kept at Commit so the mempool's handlers know it
     /// without reading the store on every CheckTx.
     next_height: AtomicU64,
@@ -298,6 +313,8 @@ impl SubnetApp {
             verified: VerifiedCache::new(VERIFIED_CACHE_BYTES),
             proposal_inputs: ProposalInputs::default(),
             signer: None,
+            gateway_signer: None,
+            rsk_inputs: RskInputs::default(),
             next_height: AtomicU64::new(next_height),
         })
     }
@@ -306,6 +323,18 @@ impl SubnetApp {
     pub fn with_checkpoint_signer(mut self, key: BlsSecretKey) -> Self {
         self.signer = Some(key);
         self
+    }
+
+    /// Under the RSK gateway, also signs checkpoints for the gateway with `key` (the account
+    /// key the validator registered as its signer there).
+    pub fn with_gateway_signer(mut self, key: secp256k1::SecretKey) -> Self {
+        self.gateway_signer = Some(key);
+        self
+    }
+
+    /// Where the node's RSK follower puts what it read (under the RSK gateway).
+    pub fn rsk_inputs(&self) -> &RskInputs {
+        &self.rsk_inputs
     }
 
     /// The store this app commits to, for queries.
@@ -425,9 +454,11 @@ impl SubnetApp {
     fn check_system_tx(&self, raw: &[u8], subnet: &SubnetId) -> Result<TxResult, AppError> {
         let hash = tx::tx_hash(raw);
         let system = match SystemTx::decode(raw) {
-            Ok(Some(SystemTx::OwnCertificate { .. } | SystemTx::ParentUpdate(_))) => {
-                return Ok(TxResult::failed(hash, &TxError::ProposerOnly))
-            }
+            Ok(Some(
+                SystemTx::OwnCertificate { .. }
+                | SystemTx::ParentUpdate(_)
+                | SystemTx::RskUpdate(_),
+            )) => return Ok(TxResult::failed(hash, &TxError::ProposerOnly)),
             Ok(Some(system)) => system,
             Ok(None) => unreachable!("is_system checked the prefix"),
             Err(e) => return Ok(TxResult::failed(hash, &e)),
@@ -507,7 +538,16 @@ impl SubnetApp {
         };
         let certificate =
             checkpoints::certificate_from_votes(&*self.store, &*self.store, last_commit)?;
-        let injected = self.proposal_inputs.take().into_iter().map(|item| item.tx);
+        let rsk_update = rsk::update_from_votes(
+            &*self.store,
+            subnet,
+            last_commit,
+            &self.rsk_inputs.observation(),
+        )?;
+        let injected = rsk_update
+            .map(|update| update.encode())
+            .into_iter()
+            .chain(self.proposal_inputs.take().into_iter().map(|item| item.tx));
         let mut total = 0usize;
         let mut kept = Vec::with_capacity(txs.len() + 1);
         let mut verified = Vec::new();
@@ -527,7 +567,9 @@ impl SubnetApp {
             let acceptable = if is_system(&raw) {
                 match SystemTx::decode(&raw) {
                     Ok(Some(
-                        system @ (SystemTx::ChildCheckpoint { .. } | SystemTx::ParentUpdate(_)),
+                        system @ (SystemTx::ChildCheckpoint { .. }
+                        | SystemTx::ParentUpdate(_)
+                        | SystemTx::RskUpdate(_)),
                     )) => matches!(
                         deliver_system(
                             &mut scratch,
@@ -580,6 +622,7 @@ impl SubnetApp {
                 Ok(Some(SystemTx::OwnCertificate {
                     height,
                     certificate,
+                    gateway_signatures,
                 })) => {
                     index == 0
                         && checkpoints::verify_own_certificate(
@@ -587,10 +630,15 @@ impl SubnetApp {
                             &*self.store,
                             height,
                             &certificate,
+                            &gateway_signatures,
                         )
                         .is_ok()
                 }
-                Ok(Some(SystemTx::ChildCheckpoint { .. } | SystemTx::ParentUpdate(_))) => true,
+                Ok(Some(
+                    SystemTx::ChildCheckpoint { .. }
+                    | SystemTx::ParentUpdate(_)
+                    | SystemTx::RskUpdate(_),
+                )) => true,
                 Ok(None) | Err(_) => false,
             };
             if !valid {
@@ -614,25 +662,43 @@ impl SubnetApp {
         }
     }
 
-    /// This validator's extension of its precommit for `block`: its signature of the
-    /// pending checkpoint (committed state only: the block itself is not final yet), or
-    /// nothing on a node without a signing key or with nothing to sign.
+    /// This validator's extension of its precommit for `block`: its vote on the pending
+    /// checkpoint and, under the RSK gateway, its attestation of what it read from RSK
+    /// (committed state only: the block itself is not final yet), or nothing on a node
+    /// without a signing key or with nothing to sign.
     pub fn extend_vote(&self, _block: &BlockContext) -> Result<Vec<u8>, AppError> {
-        match &self.signer {
-            Some(key) => Ok(checkpoints::sign_pending(&*self.store, &*self.store, key)?),
-            None => Ok(Vec::new()),
-        }
+        let (Some(key), Some(subnet)) = (&self.signer, self.subnet_id()) else {
+            return Ok(Vec::new());
+        };
+        let extension = VoteExtension {
+            checkpoint: checkpoints::sign_pending(
+                &*self.store,
+                &*self.store,
+                key,
+                self.gateway_signer.as_ref(),
+            )?,
+            rsk: rsk::attest(&*self.store, subnet, &self.rsk_inputs.observation(), key)?,
+        };
+        Ok(extension.encode())
     }
 
-    /// Whether `validator`'s extension is acceptable: empty, or its valid signature of the
-    /// pending checkpoint. Only malformed or invalidly signed extensions are refused
-    /// (refusing more than a third of the power halts the chain).
+    /// Whether `validator`'s extension is acceptable: empty, or each part validly signed by
+    /// it. Only malformed or invalidly signed extensions are refused (refusing more than a
+    /// third of the power halts the chain).
     pub fn verify_vote_extension(
         &self,
         validator: &ValidatorAddress,
         extension: &[u8],
     ) -> Result<(), VoteError> {
-        checkpoints::verify_vote(&*self.store, &*self.store, validator, extension).map(|_| ())
+        let extension =
+            VoteExtension::decode(extension).map_err(|e| VoteError::Malformed(e.to_string()))?;
+        if let Some(vote) = &extension.checkpoint {
+            checkpoints::verify_vote(&*self.store, &*self.store, validator, vote)?;
+        }
+        if let (Some(attestation), Some(subnet)) = (&extension.rsk, self.subnet_id()) {
+            rsk::verify_attestation(&*self.store, subnet, validator, attestation)?;
+        }
+        Ok(())
     }
 
     /// Executes a decided block. Its effects become durable only at [`Self::commit`].

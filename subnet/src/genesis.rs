@@ -85,6 +85,17 @@ pub struct CheckpointParams {
     /// when the parent is a subnet.
     #[serde(default)]
     pub verifier: Option<Address>,
+    /// Under the RSK gateway: validators attest RSK heights that are multiples of this.
+    #[serde(default = "default_rsk_attestation_step")]
+    pub rsk_attestation_step: u64,
+}
+
+/// RSK heights attested under the gateway are multiples of this by default (about five
+/// minutes of RSK blocks).
+pub const DEFAULT_RSK_ATTESTATION_STEP: u64 = 10;
+
+fn default_rsk_attestation_step() -> u64 {
+    DEFAULT_RSK_ATTESTATION_STEP
 }
 
 /// The parent a child was started from.
@@ -217,6 +228,7 @@ impl Genesis {
                 period: subnet.checkpoint_period,
                 configuration_number: subnet.genesis_configuration_number,
                 verifier: None,
+                rsk_attestation_step: DEFAULT_RSK_ATTESTATION_STEP,
             }),
             parent: Some(parent),
         };
@@ -274,6 +286,18 @@ impl Genesis {
                 return Err(GenesisError::Checkpoints(
                     "no validators to sign them".into(),
                 ));
+            }
+            if checkpoints.verifier.is_some() {
+                if checkpoints.rsk_attestation_step == 0 {
+                    return Err(GenesisError::Checkpoints(
+                        "rsk_attestation_step must be at least 1".into(),
+                    ));
+                }
+                if genesis.parent.is_some() {
+                    return Err(GenesisError::Checkpoints(
+                        "a subnet under the RSK gateway (verifier set) has no subnet parent".into(),
+                    ));
+                }
             }
         }
         if let Some(parent) = &genesis.parent {

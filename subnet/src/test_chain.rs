@@ -58,6 +58,8 @@ pub struct TestKeys {
     pub cometbft_key: [u8; 32],
     /// Its BLS checkpoint signing key.
     pub bls: BlsSecretKey,
+    /// Its account key; under the RSK gateway also its gateway signer.
+    pub account_secret: secp256k1::SecretKey,
     /// Its account address.
     pub account: Address,
 }
@@ -72,14 +74,17 @@ impl TestKeys {
             hasher.update(&(index as u64).to_be_bytes());
             *hasher.finalize().as_bytes()
         };
-        let mut account = [0u8; 20];
-        account.copy_from_slice(&derive("account")[..20]);
+        let account_secret = secp256k1::SecretKey::from_slice(&derive("account"))
+            .expect("32 hashed bytes are a valid secp256k1 key");
+        let account =
+            ipsat_core::tx::address_of(&account_secret.public_key(&secp256k1::Secp256k1::new()));
         let cometbft_secret = derive("cometbft");
         Self {
             cometbft_secret,
             cometbft_key: ipsat_core::light::ed25519_public_key(&cometbft_secret),
             bls: BlsSecretKey::from_seed(&derive("bls")).expect("32 bytes of key material"),
-            account: Address(account),
+            account_secret,
+            account,
         }
     }
 
@@ -192,7 +197,8 @@ impl TestChain {
             let store = Arc::new(store);
             let app = SubnetApp::open(store.clone())
                 .map_err(app_error(i))?
-                .with_checkpoint_signer(keys.bls.clone());
+                .with_checkpoint_signer(keys.bls.clone())
+                .with_gateway_signer(keys.account_secret);
             let app = Arc::new(app);
             app.init_chain(app_state).map_err(app_error(i))?;
             validators.push(TestValidator {

@@ -7,7 +7,7 @@
 
 use ipsat_checkpoint::{BlsSecretKey, Certificate, Checkpoint, CheckpointDomain};
 use ipsat_core::system::is_system;
-use ipsat_core::{Amount, CheckpointVote, SubnetId, SystemTx, TxError};
+use ipsat_core::{Amount, CheckpointVote, SubnetId, SystemTx, TxError, VoteExtension};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_subnet::components::{checkpoints, registry};
 use ipsat_subnet::test_chain::TestChainError;
@@ -33,6 +33,7 @@ fn chain(dir: &std::path::Path, n: usize) -> TestChain {
             period: PERIOD,
             configuration_number: 1,
             verifier: None,
+            rsk_attestation_step: ipsat_subnet::genesis::DEFAULT_RSK_ATTESTATION_STEP,
         }),
         parent: None,
     };
@@ -151,16 +152,19 @@ fn replayed_foreign_duplicated_or_misdirected_extensions_never_count() {
     let digest: [u8; 32] = pending.digest.clone().try_into().unwrap();
     let address = |i: usize| TestKeys::new("alpha", i).cometbft_address();
     let stranger = BlsSecretKey::from_seed(&[9; 32]).unwrap();
-    let foreign = CheckpointVote {
-        height: 2 * PERIOD,
-        signature: stranger.sign(&digest),
-    }
-    .encode();
-    let other_digest = CheckpointVote {
-        height: 2 * PERIOD,
-        signature: TestKeys::new("alpha", 2).bls.sign(&[7; 32]),
-    }
-    .encode();
+    let extension = |signature| {
+        VoteExtension {
+            checkpoint: Some(CheckpointVote {
+                height: 2 * PERIOD,
+                signature,
+                gateway_signature: None,
+            }),
+            rsk: None,
+        }
+        .encode()
+    };
+    let foreign = extension(stranger.sign(&digest));
+    let other_digest = extension(TestKeys::new("alpha", 2).bls.sign(&[7; 32]));
     // Each case keeps two honest extensions and adds one that must not make the third.
     let cases: Vec<(&str, Vec<u8>, [u8; 20], bool)> = vec![
         ("replayed from another height", old, address(2), true),
@@ -246,6 +250,7 @@ fn forged_or_misplaced_certificates_are_rejected_and_never_enter_the_mempool() {
         let Ok(Some(SystemTx::OwnCertificate {
             height,
             certificate,
+            gateway_signatures,
         })) = SystemTx::decode(&proposal[0])
         else {
             panic!("the proposal carries the certificate first");
@@ -257,6 +262,7 @@ fn forged_or_misplaced_certificates_are_rejected_and_never_enter_the_mempool() {
         proposal[0] = SystemTx::OwnCertificate {
             height,
             certificate: forged,
+            gateway_signatures,
         }
         .encode();
     });

@@ -19,7 +19,7 @@ use ipsat_checkpoint::{
     BlsSecretKey, Certificate, Checkpoint, CheckpointHash, SubnetHash, ValidatorSetHash,
 };
 use ipsat_core::system::SystemTx;
-use ipsat_core::{tx, Address, CheckpointVote, SubnetId};
+use ipsat_core::{tx, Address, CheckpointVote, SubnetId, VoteExtension};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_tests::fuzz::{cases, Mutator};
 use ipsat_tests::{sign_for, transfer};
@@ -113,6 +113,7 @@ fn system_transactions() {
         SystemTx::OwnCertificate {
             height: 40,
             certificate: certificate(),
+            gateway_signatures: Vec::new(),
         }
         .encode(),
         SystemTx::ChildCheckpoint {
@@ -133,12 +134,16 @@ fn system_transactions() {
 
 #[test]
 fn vote_extensions_and_checkpoints() {
-    let vote = CheckpointVote {
-        height: 40,
-        signature: BlsSecretKey::from_seed(&[1; 32]).unwrap().sign(b"digest"),
+    let vote = VoteExtension {
+        checkpoint: Some(CheckpointVote {
+            height: 40,
+            signature: BlsSecretKey::from_seed(&[1; 32]).unwrap().sign(b"digest"),
+            gateway_signature: None,
+        }),
+        rsk: None,
     };
     fuzz(3, &[vote.encode()], |raw| {
-        if let Ok(decoded) = CheckpointVote::decode(raw) {
+        if let Ok(decoded) = VoteExtension::decode(raw) {
             assert_eq!(decoded.encode(), raw);
         }
     });

@@ -1,6 +1,7 @@
 //! One module per command of the `ipsat` binary: its arguments and what it does.
 
 pub mod checkpoint;
+pub mod gateway;
 pub mod keys;
 pub mod message;
 pub mod node;

@@ -90,10 +90,21 @@ pub struct SignedArgs {
 pub struct InitArgs {
     /// The child's name.
     pub name: String,
-    /// The validator home `subnet join` made the keys in.
+    #[command(flatten)]
+    pub layout: HomeLayoutArgs,
+    /// gRPC endpoint of a parent node the child's node reads headers and deposits from
+    /// (repeat for more; none is trusted). Default: the `--node` this command talks to.
+    #[arg(long = "parent-grpc")]
+    pub parent_grpc: Vec<String>,
+}
+
+/// Where a new validator home lives and what its node listens on.
+#[derive(Args)]
+pub struct HomeLayoutArgs {
+    /// The validator home the join made the keys in.
     #[arg(long)]
     pub validator_home: PathBuf,
-    /// `id@host:port` of the child's other validators, comma-separated.
+    /// `id@host:port` of the subnet's other validators, comma-separated.
     #[arg(long, default_value = "")]
     pub persistent_peers: String,
     /// Address the P2P, RPC, gRPC and metrics listeners bind.
@@ -123,10 +134,34 @@ pub struct InitArgs {
     /// The cometbft executable.
     #[arg(long, env = "IPSAT_COMETBFT", default_value = "cometbft")]
     pub cometbft: PathBuf,
-    /// gRPC endpoint of a parent node the child's node reads headers and deposits from
-    /// (repeat for more; none is trusted). Default: the `--node` this command talks to.
-    #[arg(long = "parent-grpc")]
-    pub parent_grpc: Vec<String>,
+}
+
+impl HomeLayoutArgs {
+    /// The node's ports.
+    pub fn ports(&self) -> NodePorts {
+        NodePorts {
+            home: self.validator_home.clone(),
+            host: self.host.clone(),
+            p2p: self.p2p_port,
+            rpc: self.rpc_port,
+            abci: self.abci_port,
+            grpc: self.grpc_port,
+            metrics: self.metrics_port,
+            cometbft_metrics: self.cometbft_metrics_port,
+        }
+    }
+
+    /// The gossip listen multiaddr, none when the port is 0.
+    pub fn gossip_listen(&self) -> Option<String> {
+        (self.gossip_port != 0).then(|| {
+            let family = if self.listen_address.is_ipv4() {
+                "ip4"
+            } else {
+                "ip6"
+            };
+            format!("/{family}/{}/tcp/{}", self.listen_address, self.gossip_port)
+        })
+    }
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -348,39 +383,36 @@ async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Re
         trusting_period_secs: DEFAULT_TRUSTING_PERIOD_SECS,
     };
     let genesis = Genesis::for_child(&subnet, anchor, FeeParams::default())?;
-    let keys = child_home::ensure_keys(&args.validator_home, &args.cometbft)?;
-    let ports = NodePorts {
-        home: args.validator_home.clone(),
-        host: args.host.clone(),
-        p2p: args.p2p_port,
-        rpc: args.rpc_port,
-        abci: args.abci_port,
-        grpc: args.grpc_port,
-        metrics: args.metrics_port,
-        cometbft_metrics: args.cometbft_metrics_port,
-    };
+    let layout = &args.layout;
+    let keys = child_home::ensure_keys(&layout.validator_home, &layout.cometbft)?;
+    let ports = layout.ports();
     child_home::write(
-        &args.validator_home,
+        &layout.validator_home,
         &ChildHome {
             subnet: &subnet,
             genesis: &genesis,
             genesis_time: &started.time,
             ports: &ports,
-            listen: args.listen_address,
-            persistent_peers: &args.persistent_peers,
-            timeout_commit: &args.timeout_commit,
-            cometbft: &args.cometbft,
+            listen: layout.listen_address,
+            persistent_peers: &layout.persistent_peers,
+            timeout_commit: &layout.timeout_commit,
+            cometbft: &layout.cometbft,
             parent_grpc: &args.parent_grpc,
-            gossip_listen: (args.gossip_port != 0).then(|| {
-                let family = if args.listen_address.is_ipv4() {
-                    "ip4"
-                } else {
-                    "ip6"
-                };
-                format!("/{family}/{}/tcp/{}", args.listen_address, args.gossip_port)
-            }),
+            gossip_listen: layout.gossip_listen(),
+            gateway: None,
         },
     )?;
+    print_home_written(layout, &subnet, &keys, output);
+    Ok(())
+}
+
+/// Reports the home `layout` now holds for `subnet`.
+pub fn print_home_written(
+    layout: &HomeLayoutArgs,
+    subnet: &pb::Subnet,
+    keys: &child_home::ValidatorKeys,
+    output: Output,
+) {
     let is_validator = subnet
         .genesis_validators
         .iter()
@@ -394,20 +426,19 @@ async fn init(client: &mut client::Client, args: InitArgs, output: Output) -> Re
         output,
         format!(
             "wrote {} for {} (chain {}), {role}\nnode id {}; start it with `ipsat node start --home {}`",
-            args.validator_home.display(),
+            layout.validator_home.display(),
             subnet.id,
             subnet.chain_id,
             keys.node_id,
-            args.validator_home.display()
+            layout.validator_home.display()
         ),
         json!({
-            "home": args.validator_home,
+            "home": layout.validator_home,
             "subnet_id": subnet.id,
             "chain_id": subnet.chain_id,
             "node_id": keys.node_id,
             "validator": is_validator,
-            "p2p": format!("{}@{}:{}", keys.node_id, args.host, args.p2p_port),
+            "p2p": format!("{}@{}:{}", keys.node_id, layout.host, layout.p2p_port),
         }),
     );
-    Ok(())
 }

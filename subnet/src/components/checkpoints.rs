@@ -27,7 +27,7 @@
 //! and validators move on to the next one. Nothing here ever rejects a block for a missing
 //! certificate: without one, checkpoints wait and blocks go on.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ipsat_checkpoint::cross_msgs::{self, Release};
@@ -36,8 +36,9 @@ use ipsat_checkpoint::{
     CheckpointDomain, CheckpointHash,
 };
 use ipsat_core::crossnet::CrossMessage;
+use ipsat_core::rsk::GatewaySignature;
 use ipsat_core::types::cometbft_address;
-use ipsat_core::{CheckpointVote, SubnetId, SystemTx, TxError};
+use ipsat_core::{Address, CheckpointVote, SubnetId, SystemTx, TxError, VoteExtension};
 
 use crate::component::{Component, ExecError};
 use crate::components::registry::{self, Member};
@@ -208,6 +209,11 @@ pub struct Params {
 }
 
 impl Params {
+    /// Whether the RSK gateway verifies these checkpoints (a level-1 subnet).
+    pub fn is_under_gateway(&self) -> bool {
+        self.verifier != [0; 20]
+    }
+
     /// The domain checkpoint digests are bound to.
     pub fn domain(&self) -> CheckpointDomain {
         CheckpointDomain {
@@ -228,6 +234,8 @@ pub struct StoredCheckpoint {
     pub signature: Vec<u8>,
     /// The height of the block that certified (or, in a parent, accepted) it.
     pub recorded_at: u64,
+    /// Under the gateway: the signers' gateway signatures, by ascending signer index.
+    pub gateway_signatures: Vec<(u32, Vec<u8>)>,
 }
 
 impl StoredCheckpoint {
@@ -238,7 +246,32 @@ impl StoredCheckpoint {
             signers: certificate.signers.clone(),
             signature: certificate.signature.to_bytes().to_vec(),
             recorded_at: height,
+            gateway_signatures: Vec::new(),
         }
+    }
+
+    /// The same, carrying the gateway signatures of its certificate.
+    pub fn with_gateway_signatures(mut self, signatures: &[(u32, GatewaySignature)]) -> Self {
+        self.gateway_signatures = signatures
+            .iter()
+            .map(|(index, signature)| (*index, signature.0.to_vec()))
+            .collect();
+        self
+    }
+
+    /// The gateway signatures back.
+    pub fn decode_gateway_signatures(&self) -> Result<Vec<(u32, GatewaySignature)>, StateError> {
+        self.gateway_signatures
+            .iter()
+            .map(|(index, bytes)| {
+                GatewaySignature::from_bytes(bytes)
+                    .map(|s| (*index, s))
+                    .map_err(|e| StateError::Corrupt {
+                        key: "stored checkpoint".into(),
+                        detail: e.to_string(),
+                    })
+            })
+            .collect()
     }
 
     /// The checkpoint and certificate back.
@@ -488,25 +521,30 @@ pub fn pending(
     }))
 }
 
-/// This validator's extension: its signature of the pending checkpoint, or nothing when
-/// none is pending or it is not in the signing set.
+/// This validator's vote on the pending checkpoint, or nothing when none is pending or it is
+/// not in the signing set. Under the RSK gateway, `gateway_key` (its account key, the signer
+/// the gateway knows) adds its gateway signature of the same digest.
 pub fn sign_pending(
     state: &impl StateRead,
     cuts: &impl CutCheckpoints,
     key: &BlsSecretKey,
-) -> Result<Vec<u8>, StateError> {
+    gateway_key: Option<&secp256k1::SecretKey>,
+) -> Result<Option<CheckpointVote>, StateError> {
     let Some((checkpoint, digest)) = pending(state, cuts)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let public = key.public_key().to_uncompressed();
     if !signing_set(state)?.iter().any(|m| m.bls_key == public) {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    Ok(CheckpointVote {
+    let under_gateway = params(state)?.is_some_and(|p| p.is_under_gateway());
+    Ok(Some(CheckpointVote {
         height: checkpoint.height,
         signature: key.sign(&digest.0),
-    }
-    .encode())
+        gateway_signature: gateway_key
+            .filter(|_| under_gateway)
+            .map(|k| GatewaySignature::sign(k, &digest.0)),
+    }))
 }
 
 /// Why a vote extension is refused.
@@ -534,20 +572,26 @@ pub enum VoteError {
     State(#[from] StateError),
 }
 
-/// Checks `validator`'s extension: empty is always fine; anything else must be a valid
-/// signature, by that validator's registered key, of the pending checkpoint. Returns the
-/// validator's index in the signing set and its signature when there is one.
+/// A vote that verified: the signer's index in the signing set and its signatures.
+#[derive(Debug, Clone)]
+pub struct VerifiedVote {
+    /// Index in the signing set.
+    pub index: usize,
+    /// Its BLS signature of the checkpoint digest.
+    pub signature: BlsSignature,
+    /// Its gateway signature of the same digest, if it gave one.
+    pub gateway_signature: Option<GatewaySignature>,
+}
+
+/// Checks `validator`'s vote: a valid signature, by that validator's registered key, of the
+/// pending checkpoint, and a gateway signature only under the gateway, recovering to the
+/// validator's account.
 pub fn verify_vote(
     state: &impl StateRead,
     cuts: &impl CutCheckpoints,
     validator: &ValidatorAddress,
-    extension: &[u8],
-) -> Result<Option<(usize, BlsSignature)>, VoteError> {
-    if extension.is_empty() {
-        return Ok(None);
-    }
-    let vote =
-        CheckpointVote::decode(extension).map_err(|e| VoteError::Malformed(e.to_string()))?;
+    vote: &CheckpointVote,
+) -> Result<VerifiedVote, VoteError> {
     let pending = pending(state, cuts)?;
     let Some((_, digest)) = pending.filter(|(cp, _)| cp.height == vote.height) else {
         return Err(VoteError::WrongHeight {
@@ -564,53 +608,87 @@ pub fn verify_vote(
         .bls()?
         .verify(&digest.0, &vote.signature)
         .map_err(|_| VoteError::BadSignature)?;
-    Ok(Some((index, vote.signature)))
+    if let Some(gateway_signature) = &vote.gateway_signature {
+        if !params(state)?.is_some_and(|p| p.is_under_gateway()) {
+            return Err(VoteError::Malformed(
+                "a gateway signature in a subnet whose parent is not the gateway".into(),
+            ));
+        }
+        if gateway_signature.signer(&digest.0).ok() != Some(Address(set[index].address)) {
+            return Err(VoteError::BadSignature);
+        }
+    }
+    Ok(VerifiedVote {
+        index,
+        signature: vote.signature.clone(),
+        gateway_signature: vote.gateway_signature,
+    })
 }
 
 /// The proposer's certificate for the pending checkpoint from the previous height's votes:
-/// every extension is verified again (late precommits reach the proposer unverified),
-/// each signer counts once, power comes from state, and nothing is returned below quorum.
+/// every vote is verified again (late precommits reach the proposer unverified), each signer
+/// counts once, power comes from state, and nothing is returned below quorum. Under the
+/// gateway only votes with a gateway signature count, so a certified checkpoint always
+/// carries a quorum the gateway accepts.
 pub fn certificate_from_votes(
     state: &impl StateRead,
     cuts: &impl CutCheckpoints,
     votes: &ExtendedCommit,
 ) -> Result<Option<SystemTx>, StateError> {
-    let Some((checkpoint, _)) = pending(state, cuts)? else {
+    let (Some((checkpoint, _)), Some(params)) = (pending(state, cuts)?, params(state)?) else {
         return Ok(None);
     };
     let set = signing_set(state)?;
-    let mut seen = BTreeSet::new();
-    let mut signatures = Vec::new();
+    let mut verified: BTreeMap<usize, VerifiedVote> = BTreeMap::new();
     for vote in votes.votes.iter().filter(|v| v.committed) {
-        match verify_vote(state, cuts, &vote.validator, &vote.extension) {
-            Ok(Some((index, signature))) if seen.insert(index) => {
-                signatures.push((index, signature));
+        let Ok(VoteExtension {
+            checkpoint: Some(checkpoint_vote),
+            ..
+        }) = VoteExtension::decode(&vote.extension)
+        else {
+            continue;
+        };
+        match verify_vote(state, cuts, &vote.validator, &checkpoint_vote) {
+            Ok(v) if !params.is_under_gateway() || v.gateway_signature.is_some() => {
+                verified.entry(v.index).or_insert(v);
             }
             Err(VoteError::State(e)) => return Err(e),
             _ => {}
         }
     }
-    let signed: u128 = seen.iter().map(|i| u128::from(set[*i].power())).sum();
+    let signed: u128 = verified.keys().map(|i| u128::from(set[*i].power())).sum();
     let total: u128 = set.iter().map(|m| u128::from(m.power())).sum();
     if !is_quorum(signed, total) {
         return Ok(None);
     }
+    let signatures: Vec<(usize, BlsSignature)> = verified
+        .values()
+        .map(|v| (v.index, v.signature.clone()))
+        .collect();
+    let gateway_signatures = verified
+        .values()
+        .filter_map(|v| Some((u32::try_from(v.index).ok()?, v.gateway_signature?)))
+        .collect();
     Ok(
         Certificate::aggregate(set.len(), &signatures).map(|certificate| {
             SystemTx::OwnCertificate {
                 height: checkpoint.height,
                 certificate,
+                gateway_signatures,
             }
         }),
     )
 }
 
-/// Checks a proposer's certificate of the pending checkpoint at `height` against state.
+/// Checks a proposer's certificate of the pending checkpoint at `height` against state and,
+/// under the gateway, that its gateway signatures are by the signers they name and reach a
+/// quorum; elsewhere there must be none.
 pub fn verify_own_certificate(
     state: &impl StateRead,
     cuts: &impl CutCheckpoints,
     height: u64,
     certificate: &Certificate,
+    gateway_signatures: &[(u32, GatewaySignature)],
 ) -> Result<Checkpoint, ExecError> {
     let pending = pending(state, cuts)?;
     let Some((checkpoint, digest)) = pending.filter(|(cp, _)| cp.height == height) else {
@@ -620,10 +698,42 @@ pub fn verify_own_certificate(
         }
         .into());
     };
-    let set = registry::signers(&signing_set(state)?)?;
+    let members = signing_set(state)?;
+    let set = registry::signers(&members)?;
     certificate
         .verify(&set, &digest.0)
         .map_err(|e| TxError::InvalidCertificate(e.to_string()))?;
+    let under_gateway = params(state)?.is_some_and(|p| p.is_under_gateway());
+    if !under_gateway {
+        if gateway_signatures.is_empty() {
+            return Ok(checkpoint);
+        }
+        return Err(TxError::InvalidCertificate(
+            "gateway signatures in a subnet whose parent is not the gateway".into(),
+        )
+        .into());
+    }
+    let mut signed: u128 = 0;
+    for (index, signature) in gateway_signatures {
+        let member = usize::try_from(*index)
+            .ok()
+            .and_then(|i| members.get(i))
+            .ok_or_else(|| TxError::InvalidCertificate(format!("no signer {index}")))?;
+        if signature.signer(&digest.0).ok() != Some(Address(member.address)) {
+            return Err(TxError::InvalidCertificate(format!(
+                "gateway signature {index} is not by its signer"
+            ))
+            .into());
+        }
+        signed += u128::from(member.power());
+    }
+    let total: u128 = members.iter().map(|m| u128::from(m.power())).sum();
+    if !is_quorum(signed, total) {
+        return Err(TxError::InvalidCertificate(
+            "gateway signatures below two thirds of the power".into(),
+        )
+        .into());
+    }
     Ok(checkpoint)
 }
 
@@ -634,15 +744,17 @@ pub fn record_own_certificate(
     cuts: &impl CutCheckpoints,
     height: u64,
     certificate: &Certificate,
+    gateway_signatures: &[(u32, GatewaySignature)],
     block_height: u64,
 ) -> Result<Vec<Event>, ExecError> {
-    let checkpoint = verify_own_certificate(state, cuts, height, certificate)?;
+    let checkpoint = verify_own_certificate(state, cuts, height, certificate, gateway_signatures)?;
     let Some(params) = params(state)? else {
         return Err(TxError::CheckpointMismatch("this subnet cuts no checkpoints".into()).into());
     };
     state.put(
         certified_key(height),
-        &StoredCheckpoint::new(&checkpoint, certificate, block_height),
+        &StoredCheckpoint::new(&checkpoint, certificate, block_height)
+            .with_gateway_signatures(gateway_signatures),
     );
     state.put(LAST_KEY.to_vec(), &height);
     state.put(NEXT_KEY.to_vec(), &(height + params.period));

@@ -7,6 +7,7 @@ pub mod fees;
 pub mod keyspaces;
 pub mod parent;
 pub mod registry;
+pub mod rsk;
 
 use ipsat_core::Action;
 
@@ -19,6 +20,7 @@ pub use fees::Fees;
 pub use keyspaces::Keyspaces;
 pub use parent::Parent;
 pub use registry::Registry;
+pub use rsk::Rsk;
 
 /// Every component, in the fixed order of `init_chain`, `begin_block` and `end_block`.
 pub const ALL: &[&dyn Component] = &[
@@ -29,6 +31,7 @@ pub const ALL: &[&dyn Component] = &[
     &Checkpoints,
     &Crossnet,
     &Parent,
+    &Rsk,
 ];
 
 /// The handler of `action`: the only place that knows which component owns which message.

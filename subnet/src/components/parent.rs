@@ -37,7 +37,7 @@ use tendermint::{Hash, Time};
 
 use crate::component::{ActionHandler, Component, ExecError, TxContext};
 use crate::components::registry::Member;
-use crate::components::{accounts, checkpoints, crossnet};
+use crate::components::{accounts, checkpoints, crossnet, rsk};
 use crate::delta::{StateDelta, StateError, StateRead};
 use crate::genesis::Genesis;
 use crate::Event;
@@ -177,9 +177,20 @@ pub fn send_up(state: &mut StateDelta<'_>, amount: Amount) -> Result<(), ExecErr
     Ok(())
 }
 
+/// Counts `amount` as minted from the parent's deposits (an ipsat parent's or RSK's).
+pub fn count_minted(state: &mut StateDelta<'_>, amount: Amount) -> Result<(), ExecError> {
+    let minted = minted(state)?
+        .checked_add(amount)
+        .ok_or_else(|| TxError::InvalidAmount("minted value overflow".into()))?;
+    state.put(MINTED_KEY.to_vec(), &minted.atto());
+    Ok(())
+}
+
 impl ActionHandler for Release {
     fn execute(&self, state: &mut StateDelta<'_>, tx: &TxContext) -> Result<Vec<Event>, ExecError> {
-        client(state)?.ok_or(TxError::NoParent)?;
+        if client(state)?.is_none() && rsk::last_point(state)?.is_none() {
+            return Err(TxError::NoParent.into());
+        }
         let nonce = next_release_nonce(state)?;
         if nonce - checkpoints::first_uncovered_release(state)? >= MAX_RELEASES_PER_CHECKPOINT {
             return Err(TxError::ReleaseQueueFull {

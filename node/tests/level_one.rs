@@ -1,0 +1,319 @@
+//! A level-1 subnet under the RSK gateway on real CometBFT and anvil (chain id 33, every call
+//! through the RSK-strict filter), set up only through the CLI: four validators join on the
+//! gateway with `ipsat gateway join`, each writes the same genesis from the gateway's registry
+//! with `ipsat gateway init`, and they run. RBTC funded on RSK is minted in the subnet once a
+//! quorum attested the RSK point that covers it; the subnet's checkpoints reach the gateway
+//! with quorums of the signatures their certificates carry, submitted by the rotation; a
+//! release in the subnet is paid to an RSK account; the gateway's lock, the subnet's supply
+//! and the RSK balances reconcile exactly, and the filter refused nothing.
+
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address as EthAddress, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use ipsat_checkpoint::{keccak256, SubnetHash};
+use ipsat_core::Address;
+use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
+use ipsat_tests::child::{self, ChildPorts};
+use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
+use ipsat_tests::Testnet;
+use serde_json::json;
+
+const BASE: u16 = 28400;
+const PERIOD: u64 = 4;
+const VALIDATORS: usize = 4;
+const GWEI: u128 = 1_000_000_000;
+const RBTC: u128 = 1_000_000_000_000_000_000;
+const PORTS: ChildPorts = ChildPorts {
+    base: BASE + 100,
+    grpc_base: BASE + 410,
+    metrics_base: BASE + 460,
+};
+
+fn cli(net: &Testnet, args: &[&str]) -> String {
+    child::cli(net, args).unwrap()
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let (done, seen) = check().await;
+        if seen != last {
+            eprintln!("{what}: {seen}");
+            last = seen;
+        }
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} after {timeout:?}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn rsk_balance(anvil: &Anvil, who: EthAddress) -> u128 {
+    let value = anvil
+        .raw("eth_getBalance", json!([who.to_string(), "latest"]))
+        .await
+        .unwrap();
+    u128::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_one_subnet_lives_under_the_gateway() {
+    let bin = env!("CARGO_BIN_EXE_ipsat");
+    // The testnet is only a home for the CLI's keys; its own subnet never starts.
+    let mut net = Testnet::init(bin.as_ref(), 1, BASE).unwrap();
+    let anvil = Anvil::start(BASE + 900, true).unwrap();
+    anvil
+        .raw("evm_setIntervalMining", json!([1]))
+        .await
+        .unwrap();
+    let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
+    let config = GatewayConfig {
+        confirmations: 2,
+        ..GatewayConfig::default()
+    };
+    let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    let gateway = Gateway::deploy(
+        &proxy.url,
+        admin.clone(),
+        config.clone(),
+        admin.address(),
+        U256::from(RBTC),
+    )
+    .await
+    .unwrap();
+    let subnet = gateway
+        .register_subnet("alpha", VALIDATORS as u64, U256::from(GWEI), PERIOD)
+        .await
+        .unwrap();
+    let address = gateway.address().to_string();
+    let rsk_args = |args: &mut Vec<String>| {
+        args.extend(
+            [
+                "--rsk",
+                &proxy.url,
+                "--gateway",
+                &address,
+                "--confirmations",
+                "2",
+            ]
+            .map(str::to_owned),
+        )
+    };
+
+    // Four validators join on RSK with fresh keys, paying their collateral themselves.
+    let homes: Vec<_> = (0..VALIDATORS)
+        .map(|i| net.path(&format!("alpha{i}")))
+        .collect();
+    for (i, home) in homes.iter().enumerate() {
+        let key = format!("validator-{i}");
+        let made: serde_json::Value =
+            serde_json::from_str(&cli(&net, &["keys", "new", &key, "--output", "json"])).unwrap();
+        anvil
+            .raw(
+                "anvil_setBalance",
+                json!([made["address"], format!("{:#x}", 10 * RBTC)]),
+            )
+            .await
+            .unwrap();
+        let mut args: Vec<String> = [
+            "gateway",
+            "join",
+            "alpha",
+            "--collateral",
+            &(10 * GWEI).to_string(),
+            "--validator-home",
+            home.to_str().unwrap(),
+            "--key",
+            &key,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        rsk_args(&mut args);
+        cli(&net, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    // Each writes its home from the registry at a final height; all get the same genesis.
+    anvil.mine(3).await.unwrap();
+    let ids: Vec<String> = homes.iter().map(|h| child::node_id(h).unwrap()).collect();
+    for (i, home) in homes.iter().enumerate() {
+        let peers: Vec<String> = (0..VALIDATORS)
+            .filter(|j| *j != i)
+            .map(|j| format!("{}@127.0.0.1:{}", ids[j], PORTS.port(j, 6)))
+            .collect();
+        let mut args: Vec<String> = [
+            "gateway",
+            "init",
+            "alpha",
+            "--key",
+            &format!("validator-{i}"),
+            "--attestation-step",
+            "2",
+            "--validator-home",
+            home.to_str().unwrap(),
+            "--persistent-peers",
+            &peers.join(","),
+            "--timeout-commit",
+            "300ms",
+            "--output",
+            "json",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for (flag, port) in [
+            ("--cometbft-metrics-port", PORTS.port(i, 5)),
+            ("--p2p-port", PORTS.port(i, 6)),
+            ("--rpc-port", PORTS.port(i, 7)),
+            ("--abci-port", PORTS.port(i, 8)),
+            ("--gossip-port", 0),
+            ("--grpc-port", PORTS.grpc(i)),
+            ("--metrics-port", PORTS.metrics(i)),
+        ] {
+            args.extend([flag.to_owned(), port.to_string()]);
+        }
+        rsk_args(&mut args);
+        let written: serde_json::Value = serde_json::from_str(&cli(
+            &net,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        assert_eq!(written["validator"], true, "validator {i}: {written}");
+    }
+    let genesis = |i: usize| std::fs::read(homes[i].join("cometbft/config/genesis.json")).unwrap();
+    for i in 1..VALIDATORS {
+        assert_eq!(genesis(i), genesis(0), "validator {i}'s genesis differs");
+    }
+    let nodes: Vec<usize> = (0..VALIDATORS)
+        .map(|i| net.adopt(homes[i].clone(), PORTS.grpc(i)))
+        .collect();
+    for node in &nodes {
+        net.start(*node).unwrap();
+    }
+    let mut client = net.client(nodes[0]).await.unwrap();
+    client
+        .wait_for_height(3, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs(nodes[0])));
+
+    // RBTC funded on RSK is minted in the subnet.
+    let user = net.key("account-1").unwrap();
+    let user_address = ipsat_tests::address_of(&user);
+    let funded = 3 * RBTC;
+    let started = Instant::now();
+    gateway
+        .fund(subnet, EthAddress::from(user_address.0), U256::from(funded))
+        .await
+        .unwrap();
+    client
+        .wait_for_balance(
+            user_address,
+            funded,
+            "the user in alpha",
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs(nodes[0])));
+    eprintln!(
+        "value latency: fund on RSK -> spendable in the level-1 subnet {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Checkpoints reach the gateway; the blocktree commits to the latest one.
+    let view_subnet = || async {
+        gateway
+            .view(
+                "getSubnet",
+                &IpsatGateway::getSubnetCall { subnetId: subnet },
+                None,
+            )
+            .await
+            .unwrap()
+    };
+    wait_until(
+        "checkpoints accepted by the gateway",
+        Duration::from_secs(180),
+        || async {
+            let info = view_subnet().await;
+            (
+                info.lastCheckpointHeight >= 3 * PERIOD,
+                format!("last accepted height {}", info.lastCheckpointHeight),
+            )
+        },
+    )
+    .await;
+    let info = view_subnet().await;
+    let root = gateway.blocktree_root(None).await.unwrap();
+    let leaf = merkle::blocktree_leaf(subnet, info.lastCheckpointHash);
+    let leaves = vec![leaf];
+    assert_eq!(
+        root,
+        merkle::blocktree_root(&leaves),
+        "the only subnet's leaf"
+    );
+    assert_eq!(subnet, B256::from(SubnetHash::of_path("/r33/alpha").0));
+
+    // A release in the subnet pays an RSK account once its checkpoint is accepted.
+    let rsk_recipient = EthAddress::from_slice(&keccak256(b"rsk recipient")[12..]);
+    let released = RBTC;
+    let started = Instant::now();
+    child::cli_at(
+        &net,
+        PORTS.grpc(0),
+        &[
+            "tx",
+            "--from",
+            "account-1",
+            "--subnet",
+            "/r33/alpha",
+            "release",
+            &Address(rsk_recipient.into_array()).to_string(),
+            &released.to_string(),
+        ],
+    )
+    .unwrap();
+    wait_until(
+        "the release paid on RSK",
+        Duration::from_secs(180),
+        || async {
+            let balance = rsk_balance(&anvil, rsk_recipient).await;
+            (balance == released, format!("recipient holds {balance}"))
+        },
+    )
+    .await;
+    eprintln!(
+        "value latency: release in the level-1 subnet -> paid on RSK {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Everything reconciles: the gateway locks exactly what the subnet holds (the user's
+    // balance and the fees it paid, which the fee pool keeps), and the filter refused nothing.
+    let info = view_subnet().await;
+    let user_balance = client.balance(user_address).await.unwrap();
+    let fee_pool = client.balance(Address([0xfe; 20])).await.unwrap();
+    assert_eq!(info.locked, U256::from(funded - released));
+    assert_eq!(user_balance + fee_pool, funded - released);
+    assert_eq!(proxy.refusals(), 0, "the RSK-strict filter refused a call");
+    let mut submitters = 0;
+    for i in 0..VALIDATORS {
+        let submitted = ipsat_tests::metric(
+            PORTS.metrics(i),
+            "ipsat_gateway_checkpoints_submitted_total",
+        )
+        .await
+        .unwrap();
+        eprintln!("validator {i} submitted {submitted} checkpoints");
+        submitters += usize::from(submitted > 0);
+    }
+    assert!(submitters >= 2, "the rotation spreads submissions");
+}
