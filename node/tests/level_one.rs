@@ -252,8 +252,17 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         },
     )
     .await;
-    let info = view_subnet().await;
-    let root = gateway.blocktree_root(None).await.unwrap();
+    // Both read at one RSK block: checkpoints keep arriving.
+    let block = gateway.rpc().block_number().await.unwrap();
+    let info = gateway
+        .view(
+            "getSubnet",
+            &IpsatGateway::getSubnetCall { subnetId: subnet },
+            Some(block),
+        )
+        .await
+        .unwrap();
+    let root = gateway.blocktree_root(Some(block)).await.unwrap();
     let leaf = merkle::blocktree_leaf(subnet, info.lastCheckpointHash);
     let leaves = vec![leaf];
     assert_eq!(
