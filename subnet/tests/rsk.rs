@@ -121,6 +121,9 @@ fn level_one_certificates_carry_gateway_signatures_of_the_signing_set() {
     }
 }
 
+/// Alters the gateway signatures of a certificate, given a key outside the set.
+type Forgery = fn(&mut Vec<(u32, GatewaySignature)>, &secp256k1::SecretKey);
+
 #[test]
 fn forged_gateway_signatures_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +134,7 @@ fn forged_gateway_signatures_are_rejected() {
     let last_commit = chain.last_commit_mut().clone();
     let outsider = TestKeys::new("outsider", 0).account_secret;
     // One signature by a key outside the set; then too few signatures for a quorum.
-    let forgeries: [fn(&mut Vec<(u32, GatewaySignature)>, &secp256k1::SecretKey); 2] = [
+    let forgeries: [Forgery; 2] = [
         |signatures, outsider| signatures[0].1 = GatewaySignature::sign(outsider, &[1; 32]),
         |signatures, _| signatures.truncate(2),
     ];

@@ -122,7 +122,7 @@ pub fn attest(
     else {
         return Ok(None);
     };
-    if point.height <= last.height || point.height % step != 0 {
+    if point.height <= last.height || !point.height.is_multiple_of(step) {
         return Ok(None);
     }
     let public = key.public_key().to_uncompressed();
@@ -255,7 +255,7 @@ pub fn apply_update(
         return Err(TxError::NoParent.into());
     };
     let point = &update.point;
-    if point.height <= last.height || point.height % step != 0 {
+    if point.height <= last.height || !point.height.is_multiple_of(step) {
         return Err(TxError::TopDownOutOfOrder {
             expected: last.height + 1,
             got: point.height,
