@@ -17,7 +17,7 @@ use ipsat_proto::v1::{self as pb, tx_body::Msg};
 use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::fuzz::Mutator;
 use ipsat_tests::lying::{Lie, LyingParentEndpoint};
-use ipsat_tests::{address_of, sign_for, transfer, Client, Testnet};
+use ipsat_tests::{address_of, sign_for, transfer, wait_until, Client, Testnet};
 use secp256k1::SecretKey;
 
 const BASE: u16 = 27800;
@@ -74,31 +74,6 @@ async fn held(child: &mut Client) -> pb::GetParentResponse {
         .await
         .unwrap()
         .into_inner()
-}
-
-/// Polls until `check` holds, printing what it sees.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    loop {
-        let (done, seen) = check().await;
-        if seen != last {
-            eprintln!("{what}: {seen}");
-            last = seen;
-        }
-        if done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} after {timeout:?}: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Whether child `name` is at rest: everything it minted minus everything it sent up is what

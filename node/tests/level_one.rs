@@ -18,7 +18,7 @@ use ipsat_core::Address;
 use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
 use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
-use ipsat_tests::Testnet;
+use ipsat_tests::{wait_until, Testnet};
 use serde_json::json;
 
 const BASE: u16 = 28400;
@@ -34,30 +34,6 @@ const PORTS: ChildPorts = ChildPorts {
 
 fn cli(net: &Testnet, args: &[&str]) -> String {
     child::cli(net, args).unwrap()
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    loop {
-        let (done, seen) = check().await;
-        if seen != last {
-            eprintln!("{what}: {seen}");
-            last = seen;
-        }
-        if done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} after {timeout:?}: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn rsk_balance(anvil: &Anvil, who: EthAddress) -> u128 {
@@ -171,17 +147,7 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         ]
         .map(str::to_owned)
         .to_vec();
-        for (flag, port) in [
-            ("--cometbft-metrics-port", PORTS.port(i, 5)),
-            ("--p2p-port", PORTS.port(i, 6)),
-            ("--rpc-port", PORTS.port(i, 7)),
-            ("--abci-port", PORTS.port(i, 8)),
-            ("--gossip-port", 0),
-            ("--grpc-port", PORTS.grpc(i)),
-            ("--metrics-port", PORTS.metrics(i)),
-        ] {
-            args.extend([flag.to_owned(), port.to_string()]);
-        }
+        args.extend(PORTS.flags(i, false));
         rsk_args(&mut args);
         let written: serde_json::Value = serde_json::from_str(&cli(
             &net,

@@ -36,6 +36,23 @@ impl ChildPorts {
     pub fn metrics(&self, i: usize) -> u16 {
         self.metrics_base + i as u16
     }
+
+    /// The port flags of `subnet init` or `gateway init` for validator `i`, gossip on port 9
+    /// if `gossip`, off otherwise.
+    pub fn flags(&self, i: usize, gossip: bool) -> Vec<String> {
+        [
+            ("--cometbft-metrics-port", self.port(i, 5)),
+            ("--p2p-port", self.port(i, 6)),
+            ("--rpc-port", self.port(i, 7)),
+            ("--abci-port", self.port(i, 8)),
+            ("--grpc-port", self.grpc(i)),
+            ("--metrics-port", self.metrics(i)),
+            ("--gossip-port", if gossip { self.port(i, 9) } else { 0 }),
+        ]
+        .into_iter()
+        .flat_map(|(flag, port)| [flag.to_owned(), port.to_string()])
+        .collect()
+    }
 }
 
 /// Runs the CLI against the parent's node 0 and returns its output, failing on an error.
@@ -118,18 +135,6 @@ pub fn init_home(
     gossip: bool,
     parent_grpc: &[String],
 ) -> Result<serde_json::Value> {
-    let numbered = [
-        ("--cometbft-metrics-port", ports.port(index, 5)),
-        ("--p2p-port", ports.port(index, 6)),
-        ("--rpc-port", ports.port(index, 7)),
-        ("--abci-port", ports.port(index, 8)),
-        ("--grpc-port", ports.grpc(index)),
-        ("--metrics-port", ports.metrics(index)),
-        (
-            "--gossip-port",
-            if gossip { ports.port(index, 9) } else { 0 },
-        ),
-    ];
     let mut args: Vec<String> = [
         "subnet",
         "init",
@@ -146,10 +151,7 @@ pub fn init_home(
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    for (flag, port) in numbered {
-        args.push(flag.into());
-        args.push(port.to_string());
-    }
+    args.extend(ports.flags(index, gossip));
     for endpoint in parent_grpc {
         args.push("--parent-grpc".into());
         args.push(endpoint.clone());

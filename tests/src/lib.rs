@@ -512,6 +512,32 @@ impl Client {
     }
 }
 
+/// Polls `check` every half second until it says done, printing what it sees whenever that
+/// changes; panics with the last thing seen after `timeout` (a test's progress bound).
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let (done, seen) = check().await;
+        if seen != last {
+            eprintln!("{what}: {seen}");
+            last = seen;
+        }
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} after {timeout:?}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
