@@ -35,6 +35,58 @@ pub struct Config {
     pub parent: ParentConfig,
     #[serde(default)]
     pub gateway: GatewayLinkConfig,
+    #[serde(default)]
+    pub anchor: AnchorConfig,
+}
+
+/// `[anchor]`: the anchoring service (`ipsat anchor start`), which commits the gateway's
+/// blocktree root into Bitcoin and records it on the gateway. It reads RSK through
+/// `[gateway]` (`rpc`, `address`, `chain_id`, `confirmations`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnchorConfig {
+    /// Bitcoin Core-compatible JSON-RPC (btcd or bitcoind), e.g. `http://127.0.0.1:18334`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitcoin_rpc: Option<String>,
+    pub bitcoin_user: String,
+    pub bitcoin_password: String,
+    /// `bitcoin`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// Name of the key in `<home>/keys` whose P2WPKH output pays for anchors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitcoin_key: Option<String>,
+    /// Name of the key in `<home>/keys` that is the gateway's anchorer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsk_key: Option<String>,
+    /// Outputs (`txid:vout`) paying `bitcoin_key` that the anchorer may spend; added at start.
+    pub fund: Vec<String>,
+    /// RSK blocks between two anchors at least (one anchor per period, and only when the root
+    /// changed).
+    pub period_rsk_blocks: u64,
+    /// Bitcoin confirmations before an anchor is recorded on the gateway.
+    pub confirmations: u32,
+    /// Fee rate of anchor transactions, sat/vB.
+    pub fee_rate_sat_vb: u64,
+    /// How often the service wakes up.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        Self {
+            bitcoin_rpc: None,
+            bitcoin_user: String::new(),
+            bitcoin_password: String::new(),
+            network: "regtest".into(),
+            bitcoin_key: None,
+            rsk_key: None,
+            fund: Vec::new(),
+            period_rsk_blocks: 120,
+            confirmations: 6,
+            fee_rate_sat_vb: 2,
+            poll_interval_ms: 2_000,
+        }
+    }
 }
 
 /// `[gateway]`: the RSK gateway a level-1 subnet lives under. Off unless `rpc` is set. The

@@ -5,6 +5,7 @@
 //! CometBFT (ABCI), to dApps (gRPC) and to operators (CLI, config, metrics).
 
 mod abci;
+mod anchor_service;
 mod child_home;
 mod client;
 mod cometbft;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use commands::anchor::AnchorCommand;
 use commands::checkpoint::CheckpointCommand;
 use commands::gateway::GatewayCommand;
 use commands::keys::KeysCommand;
@@ -94,6 +96,9 @@ enum Command {
     /// Child subnets: create, join, leave, kill, list, show, and init a validator's home.
     #[command(subcommand)]
     Subnet(SubnetCommand),
+    /// The anchoring service: commits the gateway's blocktree root into Bitcoin.
+    #[command(subcommand)]
+    Anchor(AnchorCommand),
     /// Level-1 subnets on the RSK gateway: join, and init a validator's home.
     #[command(subcommand)]
     Gateway(GatewayCommand),
@@ -135,6 +140,7 @@ async fn main() -> Result<()> {
         Command::Checkpoint(command) => {
             commands::checkpoint::run(command, &cli.node, cli.output).await
         }
+        Command::Anchor(command) => commands::anchor::run(command, &cli.home, cli.output).await,
         Command::Gateway(command) => commands::gateway::run(command, &cli.home, cli.output).await,
         Command::Relay(args) => commands::relay::run(args, &cli.node, cli.output).await,
         Command::Message(command) => commands::message::run(command, &cli.node, cli.output).await,

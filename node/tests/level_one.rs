@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address as EthAddress, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent as _;
 use ipsat_checkpoint::{keccak256, SubnetHash};
 use ipsat_core::Address;
 use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
@@ -237,6 +238,34 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         "the only subnet's leaf"
     );
     assert_eq!(subnet, B256::from(SubnetHash::of_path("/r33/alpha").0));
+
+    // What each accepted checkpoint cost on the gateway, with this set of 4 equal validators.
+    let head = gateway.rpc().block_number().await.unwrap();
+    let accepted = gateway
+        .rpc()
+        .logs(
+            gateway.address(),
+            IpsatGateway::CheckpointAccepted::SIGNATURE_HASH,
+            Some(subnet),
+            0,
+            head,
+        )
+        .await
+        .unwrap();
+    let mut gas = Vec::new();
+    for log in &accepted {
+        let receipt = gateway
+            .rpc()
+            .receipt(log.transaction_hash.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        gas.push(receipt.gas_used.to::<u64>());
+    }
+    eprintln!("gas per level-1 checkpoint (4 validators, 3 signatures): {gas:?}");
+    // The first writes the subnet's empty blocktree path; later ones rewrite it.
+    assert!(gas.len() >= 3 && gas[0] < 600_000, "{gas:?}");
+    assert!(gas[1..].iter().all(|g| *g < 250_000), "{gas:?}");
 
     // A release in the subnet pays an RSK account once its checkpoint is accepted.
     let rsk_recipient = EthAddress::from_slice(&keccak256(b"rsk recipient")[12..]);

@@ -86,6 +86,9 @@ pub struct Log {
     pub data: Bytes,
     /// Block holding the log; `None` for a pending log.
     pub block_number: Option<U256>,
+    /// Transaction that emitted the log; `None` for a pending log.
+    #[serde(default)]
+    pub transaction_hash: Option<B256>,
 }
 
 fn revert_data(error: &Value) -> Option<Bytes> {

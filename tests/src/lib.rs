@@ -9,6 +9,7 @@
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
 
+pub mod btcd;
 pub mod child;
 pub mod containers;
 pub mod cut;

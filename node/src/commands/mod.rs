@@ -1,5 +1,6 @@
 //! One module per command of the `ipsat` binary: its arguments and what it does.
 
+pub mod anchor;
 pub mod checkpoint;
 pub mod gateway;
 pub mod keys;
