@@ -23,7 +23,6 @@ use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway, JoinKeys};
 use ipsat_tests::btcd::{txs_committing, Btcd, ACTIVATION_HEIGHT, RPC_PASS, RPC_USER};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use ipsat_tests::wait_until;
-use serde_json::json;
 
 const RBTC: u128 = 1_000_000_000_000_000_000;
 const CONFIRMATIONS: u64 = 3;
@@ -123,15 +122,9 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
 
     // RSK: the gateway, whose anchorer is the service's key, and a checkpointed subnet.
     let anvil = Anvil::start(28950, true).unwrap();
+    anvil.mine_every_second().await.unwrap();
     anvil
-        .raw("evm_setIntervalMining", json!([1]))
-        .await
-        .unwrap();
-    anvil
-        .raw(
-            "anvil_setBalance",
-            json!([rsk_key["address"], format!("{:#x}", 10 * RBTC)]),
-        )
+        .set_balance(rsk_key["address"].as_str().unwrap(), 10 * RBTC)
         .await
         .unwrap();
     let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();

@@ -51,10 +51,7 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
     // The testnet is only a home for the CLI's keys; its own subnet never starts.
     let mut net = Testnet::init(bin.as_ref(), 1, BASE).unwrap();
     let anvil = Anvil::start(BASE + 900, true).unwrap();
-    anvil
-        .raw("evm_setIntervalMining", json!([1]))
-        .await
-        .unwrap();
+    anvil.mine_every_second().await.unwrap();
     let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
     let config = GatewayConfig {
         confirmations: 2,
@@ -98,10 +95,7 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         let made: serde_json::Value =
             serde_json::from_str(&cli(&net, &["keys", "new", &key, "--output", "json"])).unwrap();
         anvil
-            .raw(
-                "anvil_setBalance",
-                json!([made["address"], format!("{:#x}", 10 * RBTC)]),
-            )
+            .set_balance(made["address"].as_str().unwrap(), 10 * RBTC)
             .await
             .unwrap();
         let mut args: Vec<String> = [

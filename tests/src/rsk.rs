@@ -75,6 +75,20 @@ impl Anvil {
         json_rpc(&reqwest::Client::new(), &self.url, method, params).await
     }
 
+    /// Also mines a block every second, as a live chain does, besides those its transactions
+    /// make.
+    pub async fn mine_every_second(&self) -> Result<()> {
+        self.raw("evm_setIntervalMining", json!([1])).await?;
+        Ok(())
+    }
+
+    /// Gives `address` (hex) a balance of `wei`.
+    pub async fn set_balance(&self, address: &str, wei: u128) -> Result<()> {
+        self.raw("anvil_setBalance", json!([address, format!("{wei:#x}")]))
+            .await?;
+        Ok(())
+    }
+
     /// Mines `blocks` blocks (`anvil_mine`).
     pub async fn mine(&self, blocks: u64) -> Result<()> {
         self.raw("anvil_mine", json!([format!("{blocks:#x}")]))
