@@ -166,7 +166,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
 
     // The registry, through the CLI.
     let joiners = ["account-1", "account-2", "account-3"];
-    let homes = child::register(&net, "beta", PERIOD, &joiners).unwrap();
+    let homes = child::register(&net, net.grpc_port(0), "beta", PERIOD, &joiners).unwrap();
     let listed: serde_json::Value =
         serde_json::from_str(&cli(&net, &["subnet", "list", "--output", "json"])).unwrap();
     assert_eq!(listed["subnets"][0]["status"], "active");
@@ -179,7 +179,8 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
     );
 
     // Each validator writes its home from the registry; all three get the same genesis.
-    child::start(&mut net, "beta", &homes, &PORTS, true, &[]).unwrap();
+    let parent = net.grpc_port(0);
+    child::start(&mut net, parent, "beta", &homes, &PORTS, true, &[]).unwrap();
 
     // Five consecutive checkpoints accepted in the parent, each certified by the child's
     // genesis set held in parent state.
@@ -388,6 +389,7 @@ async fn a_child_checkpoints_into_its_parent_through_a_crash_and_a_cut() {
         .collect();
     let written = child::init_home(
         &net,
+        net.grpc_port(0),
         "beta",
         &newcomer_home,
         CHILD,

@@ -162,8 +162,9 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
     let p_accounts: Vec<Address> = keys.iter().map(address_of).chain([FEE_POOL]).collect();
     let genesis_total = total(&mut parent, &p_accounts).await;
 
-    let a_homes = child::register(&net, A, PERIOD, &["account-1", "account-2"]).unwrap();
-    let b_homes = child::register(&net, B, PERIOD, &["account-3"]).unwrap();
+    let p0 = net.grpc_port(0);
+    let a_homes = child::register(&net, p0, A, PERIOD, &["account-1", "account-2"]).unwrap();
+    let b_homes = child::register(&net, p0, B, PERIOD, &["account-3"]).unwrap();
     let honest = format!("http://127.0.0.1:{}", net.grpc_port(0));
     let forging = LyingParentEndpoint::start(BASE + 430, &honest, Lie::ForgedCommit)
         .await
@@ -180,8 +181,8 @@ async fn value_moves_across_a_tree_and_is_conserved_exactly() {
         withholding.url.clone(),
         honest,
     ];
-    let a_nodes = child::start(&mut net, A, &a_homes, &A_PORTS, false, &[]).unwrap();
-    let b_nodes = child::start(&mut net, B, &b_homes, &B_PORTS, false, &b_parents).unwrap();
+    let a_nodes = child::start(&mut net, p0, A, &a_homes, &A_PORTS, false, &[]).unwrap();
+    let b_nodes = child::start(&mut net, p0, B, &b_homes, &B_PORTS, false, &b_parents).unwrap();
     let a_id: SubnetId = record(&mut parent, A).await.id.parse().unwrap();
     let b_id: SubnetId = record(&mut parent, B).await.id.parse().unwrap();
     let mut a = net.client(a_nodes[0]).await.unwrap();

@@ -1,11 +1,12 @@
-//! A level-1 subnet under the RSK gateway on real CometBFT and anvil (chain id 33, every call
-//! through the RSK-strict filter), set up only through the CLI: four validators join on the
-//! gateway with `ipsat gateway join`, each writes the same genesis from the gateway's registry
-//! with `ipsat gateway init`, and they run. RBTC funded on RSK is minted in the subnet once a
-//! quorum attested the RSK point that covers it; the subnet's checkpoints reach the gateway
-//! with quorums of the signatures their certificates carry, submitted by the rotation; a
-//! release in the subnet is paid to an RSK account; the gateway's lock, the subnet's supply
-//! and the RSK balances reconcile exactly, and the filter refused nothing.
+//! The tree under the RSK gateway on real CometBFT and anvil (chain id 33, every call through
+//! the RSK-strict filter), set up only through the CLI: four validators join a level-1 subnet
+//! on the gateway with `ipsat gateway join`, each writes the same genesis from the gateway's
+//! registry with `ipsat gateway init`, and they run; a level-2 subnet of three runs under it.
+//! RBTC funded on RSK is minted in level 1 once a quorum attested the RSK point that covers it,
+//! continues down to level 2 and comes back up; level-1 checkpoints reach the gateway with
+//! quorums of the signatures their certificates carry, submitted by the rotation; a release
+//! is paid to an RSK account; the gateway's lock equals level 1's supply and level 1's lock
+//! for level 2 equals level 2's supply, exactly; the filter refused nothing.
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
@@ -32,6 +33,13 @@ const PORTS: ChildPorts = ChildPorts {
     grpc_base: BASE + 410,
     metrics_base: BASE + 460,
 };
+/// The level-2 subnet `beta` under `alpha`.
+const BETA_PORTS: ChildPorts = ChildPorts {
+    base: BASE + 200,
+    grpc_base: BASE + 420,
+    metrics_base: BASE + 470,
+};
+const BETA_VALIDATORS: [&str; 3] = ["account-1", "account-2", "account-3"];
 
 fn cli(net: &Testnet, args: &[&str]) -> String {
     child::cli(net, args).unwrap()
@@ -155,6 +163,16 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
     for i in 1..VALIDATORS {
         assert_eq!(genesis(i), genesis(0), "validator {i}'s genesis differs");
     }
+    // Alpha's nodes pull the checkpoints of beta, the level-2 subnet started below.
+    for home in &homes {
+        let config = home.join("config/ipsat.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "\n[[checkpoints.children]]\nname = \"beta\"\ngrpc = \"http://127.0.0.1:{}\"\n",
+            BETA_PORTS.grpc(0)
+        ));
+        std::fs::write(&config, text).unwrap();
+    }
     let nodes: Vec<usize> = (0..VALIDATORS)
         .map(|i| net.adopt(homes[i].clone(), PORTS.grpc(i)))
         .collect();
@@ -176,6 +194,17 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         .fund(subnet, EthAddress::from(user_address.0), U256::from(funded))
         .await
         .unwrap();
+    // Beta's other validators need RBTC in alpha for their collateral and fees, and the
+    // faucet, which creates beta, for its fee.
+    let stake = RBTC / 10;
+    let also_funded = ["account-2", "account-3", "faucet"];
+    for name in &also_funded {
+        let who = ipsat_tests::address_of(&net.key(name).unwrap());
+        gateway
+            .fund(subnet, EthAddress::from(who.0), U256::from(stake))
+            .await
+            .unwrap();
+    }
     client
         .wait_for_balance(
             user_address,
@@ -189,6 +218,72 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         "value latency: fund on RSK -> spendable in the level-1 subnet {:.1} s",
         started.elapsed().as_secs_f64()
     );
+
+    // Level 2: beta, three validators under alpha, set up through the CLI against alpha.
+    for name in &also_funded {
+        let who = ipsat_tests::address_of(&net.key(name).unwrap());
+        client
+            .wait_for_balance(who, stake, name, Duration::from_secs(120))
+            .await
+            .unwrap();
+    }
+    let alpha = PORTS.grpc(0);
+    let beta_homes = child::register(&net, alpha, "beta", PERIOD, &BETA_VALIDATORS).unwrap();
+    let beta_nodes = child::start(
+        &mut net,
+        alpha,
+        "beta",
+        &beta_homes,
+        &BETA_PORTS,
+        false,
+        &[],
+    )
+    .unwrap();
+    let mut beta = net.client(beta_nodes[0]).await.unwrap();
+
+    // RBTC from RSK continues down to beta, and comes back up to alpha.
+    let in_beta = RBTC;
+    let alpha_tx = |args: &[&str]| {
+        let mut all = vec!["tx", "--from", "account-1", "--subnet", "/r33/alpha"];
+        all.extend_from_slice(args);
+        child::cli_at(&net, alpha, &all).unwrap()
+    };
+    let user_text = user_address.to_string();
+    alpha_tx(&["fund", "beta", &user_text, &in_beta.to_string()]);
+    beta.wait_for_balance(
+        user_address,
+        in_beta,
+        "the user in beta",
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs(beta_nodes[0])));
+    let before = client.balance(user_address).await.unwrap();
+    let back = RBTC / 2;
+    child::cli_at(
+        &net,
+        BETA_PORTS.grpc(0),
+        &[
+            "tx",
+            "--from",
+            "account-1",
+            "--subnet",
+            "/r33/alpha/beta",
+            "release",
+            &user_text,
+            &back.to_string(),
+        ],
+    )
+    .unwrap();
+    client
+        .wait_for_balance(
+            user_address,
+            before + back,
+            "the user back in alpha",
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", net.logs(nodes[0])));
 
     // Checkpoints reach the gateway; the blocktree commits to the latest one.
     let view_subnet = || async {
@@ -294,13 +389,41 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         started.elapsed().as_secs_f64()
     );
 
-    // Everything reconciles: the gateway locks exactly what the subnet holds (the user's
-    // balance and the fees it paid, which the fee pool keeps), and the filter refused nothing.
+    // Everything reconciles exactly: the gateway locks what alpha has minted and not released,
+    // and alpha locks for beta what beta has minted and not released.
     let info = view_subnet().await;
-    let user_balance = client.balance(user_address).await.unwrap();
-    let fee_pool = client.balance(Address([0xfe; 20])).await.unwrap();
-    assert_eq!(info.locked, U256::from(funded - released));
-    assert_eq!(user_balance + fee_pool, funded - released);
+    let parent_view = |client: &mut ipsat_tests::Client| {
+        let mut client = client.clone();
+        async move {
+            let held = client
+                .query
+                .get_parent(ipsat_proto::v1::GetParentRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            held.minted.parse::<u128>().unwrap() - held.released.parse::<u128>().unwrap()
+        }
+    };
+    let alpha_supply = parent_view(&mut client).await;
+    assert_eq!(info.locked, U256::from(alpha_supply));
+    assert_eq!(
+        alpha_supply,
+        funded + 3 * stake - released,
+        "alpha's supply is what RSK sent minus what went back"
+    );
+    let beta_record = client
+        .query
+        .get_subnet(ipsat_proto::v1::GetSubnetRequest {
+            name: "beta".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subnet
+        .unwrap();
+    let beta_supply = parent_view(&mut beta).await;
+    assert_eq!(beta_record.locked, beta_supply.to_string());
+    assert_eq!(beta_supply, in_beta - back);
     assert_eq!(proxy.refusals(), 0, "the RSK-strict filter refused a call");
     let mut submitters = 0;
     for i in 0..VALIDATORS {

@@ -69,12 +69,25 @@ pub fn cli_at(net: &Testnet, grpc_port: u16, args: &[&str]) -> Result<String> {
     Ok(stdout)
 }
 
-/// Creates child `name` (checkpoint every `period` blocks, one validator per account of
-/// `joiners`, each staking 10 gwei of power), and joins it from each joiner, which makes its
-/// validator home; the homes.
-pub fn register(net: &Testnet, name: &str, period: u64, joiners: &[&str]) -> Result<Vec<PathBuf>> {
-    cli(
+/// Creates child `name` of the subnet whose node serves gRPC on `parent` (checkpoint every
+/// `period` blocks, one validator per account of `joiners`, each staking 10 gwei of power),
+/// and joins it from each joiner, which makes its validator home; the homes.
+pub fn register(
+    net: &Testnet,
+    parent: u16,
+    name: &str,
+    period: u64,
+    joiners: &[&str],
+) -> Result<Vec<PathBuf>> {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli_at(net, parent, &["status", "--output", "json"])?)?;
+    let subnet = status["subnet_id"]
+        .as_str()
+        .context("the parent's status names no subnet")?
+        .to_owned();
+    cli_at(
         net,
+        parent,
         &[
             "subnet",
             "create",
@@ -87,13 +100,16 @@ pub fn register(net: &Testnet, name: &str, period: u64, joiners: &[&str]) -> Res
             &period.to_string(),
             "--from",
             "faucet",
+            "--subnet",
+            &subnet,
         ],
     )?;
     let mut homes = Vec::with_capacity(joiners.len());
     for (i, joiner) in joiners.iter().enumerate() {
         let home = net.path(&format!("{name}{i}"));
-        cli(
+        cli_at(
             net,
+            parent,
             &[
                 "subnet",
                 "join",
@@ -104,6 +120,8 @@ pub fn register(net: &Testnet, name: &str, period: u64, joiners: &[&str]) -> Res
                 home.to_str().context("utf-8 path")?,
                 "--from",
                 joiner,
+                "--subnet",
+                &subnet,
             ],
         )?;
         homes.push(home);
@@ -121,12 +139,14 @@ pub fn node_id(home: &Path) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
-/// Writes the home of node `index` of child `name` with `ipsat subnet init`: its ports from
-/// `ports`, `peers` (`id@host:port`), 300 ms blocks, gossip on port 9 if `gossip`, following
-/// the parent at `parent_grpc` (the parent's node 0 if empty). What the command printed.
+/// Writes the home of node `index` of child `name` with `ipsat subnet init` against the
+/// parent node serving gRPC on `parent`: its ports from `ports`, `peers` (`id@host:port`),
+/// 300 ms blocks, gossip on port 9 if `gossip`, following the parent at `parent_grpc` (that
+/// node if empty). What the command printed.
 #[allow(clippy::too_many_arguments)] // One per flag a validator's operator chooses.
 pub fn init_home(
     net: &Testnet,
+    parent: u16,
     name: &str,
     home: &Path,
     index: usize,
@@ -157,15 +177,16 @@ pub fn init_home(
         args.push(endpoint.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Ok(serde_json::from_str(&cli(net, &args)?)?)
+    Ok(serde_json::from_str(&cli_at(net, parent, &args)?)?)
 }
 
-/// Writes every validator home of child `name` with `ipsat subnet init` (peers on loopback,
-/// 300 ms blocks, gossip on port 9 if `gossip`, following the parent at `parent_grpc`, or at
-/// the parent's node 0 if it is empty), adopts them into `net` and starts them; their indices
-/// in `net`.
+/// Writes every validator home of child `name` with `ipsat subnet init` against the parent
+/// node serving gRPC on `parent` (peers on loopback, 300 ms blocks, gossip on port 9 if
+/// `gossip`, following the parent at `parent_grpc`, or at that node if it is empty), adopts
+/// them into `net` and starts them; their indices in `net`.
 pub fn start(
     net: &mut Testnet,
+    parent: u16,
     name: &str,
     homes: &[PathBuf],
     ports: &ChildPorts,
@@ -181,7 +202,17 @@ pub fn start(
             .filter(|j| *j != i)
             .map(|j| format!("{}@127.0.0.1:{}", ids[j], ports.port(j, 6)))
             .collect();
-        let written = init_home(net, name, home, i, ports, &peers, gossip, parent_grpc)?;
+        let written = init_home(
+            net,
+            parent,
+            name,
+            home,
+            i,
+            ports,
+            &peers,
+            gossip,
+            parent_grpc,
+        )?;
         ensure!(
             written["validator"] == true,
             "{name} validator {i} is not in the genesis set"
