@@ -10,7 +10,8 @@
 //!   reaches RSK accounts. One validator submits each checkpoint, by rotation on the
 //!   checkpoint's number; the next in the rotation steps in after `submit_timeout`, the one
 //!   after it after twice that, and so on, so a silent submitter delays a checkpoint but
-//!   cannot stall it.
+//!   cannot stall it. Releases of recently accepted checkpoints that are still unpaid (their
+//!   submitter died before paying them) are paid the same way, by the rotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,10 +140,21 @@ pub struct CheckpointSubmitter {
     pub poll_interval: Duration,
 }
 
+/// Accepted checkpoints, counted back from the latest, whose releases a submitter checks are
+/// paid.
+const RELEASE_LOOKBACK: u64 = 16;
+
+/// What a submitter waits on: when each checkpoint was first seen certified here and not yet
+/// on the gateway, and when each accepted one was first seen with unpaid releases.
+#[derive(Default)]
+struct Waiting {
+    certified: BTreeMap<u64, Instant>,
+    unpaid: BTreeMap<u64, Instant>,
+}
+
 impl CheckpointSubmitter {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
-        // When each checkpoint was first seen certified here and not yet on the gateway.
-        let mut waiting: BTreeMap<u64, Instant> = BTreeMap::new();
+        let mut waiting = Waiting::default();
         loop {
             if let Err(error) = self.poll(&mut waiting).await {
                 self.metrics.record_gateway_submit_failure();
@@ -154,9 +166,16 @@ impl CheckpointSubmitter {
         }
     }
 
-    async fn poll(&self, waiting: &mut BTreeMap<u64, Instant>) -> Result<()> {
+    async fn poll(&self, waiting: &mut Waiting) -> Result<()> {
         let store = self.app.store();
         let Some(params) = checkpoints::params(store)? else {
+            return Ok(());
+        };
+        let members = checkpoints::signing_set(store)?;
+        let Some(me) = members
+            .iter()
+            .position(|m| Address(m.address) == self.signer)
+        else {
             return Ok(());
         };
         let info = self
@@ -169,19 +188,24 @@ impl CheckpointSubmitter {
                 None,
             )
             .await?;
-        let next = info.lastCheckpointHeight + params.period;
-        waiting.retain(|height, _| *height >= next);
+        let last = info.lastCheckpointHeight;
+        let oldest = last.saturating_sub(RELEASE_LOOKBACK * params.period);
+        waiting.unpaid.retain(|height, _| *height > oldest);
+        for height in (oldest + 1..=last).filter(|h| h.is_multiple_of(params.period)) {
+            if !self.unpaid_releases(height).await?.is_empty() {
+                let first_seen = *waiting.unpaid.entry(height).or_insert_with(Instant::now);
+                let rank = rotation_rank(height / params.period, me, members.len());
+                if first_seen.elapsed() >= self.submit_timeout * rank {
+                    self.execute_releases(height).await?;
+                }
+            }
+        }
+        let next = last + params.period;
+        waiting.certified.retain(|height, _| *height >= next);
         let Some(stored) = checkpoints::certified(store, next)? else {
             return Ok(());
         };
-        let first_seen = *waiting.entry(next).or_insert_with(Instant::now);
-        let members = checkpoints::signing_set(store)?;
-        let Some(me) = members
-            .iter()
-            .position(|m| Address(m.address) == self.signer)
-        else {
-            return Ok(());
-        };
+        let first_seen = *waiting.certified.entry(next).or_insert_with(Instant::now);
         let rank = rotation_rank(next / params.period, me, members.len());
         if first_seen.elapsed() < self.submit_timeout * rank {
             return Ok(());
@@ -216,11 +240,39 @@ impl CheckpointSubmitter {
         self.execute_releases(next).await
     }
 
-    /// Pays on RSK every release the checkpoint at `height` carries.
+    /// The nonces of the releases of the accepted checkpoint at `height` that the gateway has
+    /// not paid yet.
+    async fn unpaid_releases(&self, height: u64) -> Result<Vec<u64>> {
+        let mut unpaid = Vec::new();
+        for release in checkpoints::checkpoint_releases(self.app.store(), height)? {
+            let paid = self
+                .gateway
+                .view(
+                    "isReleaseExecuted",
+                    &IpsatGateway::isReleaseExecutedCall {
+                        subnetId: self.subnet,
+                        nonce: release.nonce,
+                    },
+                    None,
+                )
+                .await?;
+            if !paid {
+                unpaid.push(release.nonce);
+            }
+        }
+        Ok(unpaid)
+    }
+
+    /// Pays on RSK every release the checkpoint at `height` carries that is not paid yet.
     async fn execute_releases(&self, height: u64) -> Result<()> {
         let releases = checkpoints::checkpoint_releases(self.app.store(), height)?;
+        let unpaid = self.unpaid_releases(height).await?;
         let leaves: Vec<B256> = releases.iter().map(|r| B256::from(r.leaf())).collect();
-        for (index, release) in releases.iter().enumerate() {
+        for (index, release) in releases
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| unpaid.contains(&r.nonce))
+        {
             let proof = merkle::proof(&leaves, index);
             debug_assert_eq!(
                 merkle::process_proof(leaves[index], &proof),

@@ -50,6 +50,10 @@ impl Anvil {
             // base fee, so none rises with full blocks here either.
             .args(["--gas-limit", &RSK_BLOCK_GAS_LIMIT.to_string()])
             .args(["--base-fee", "0"])
+            // Recent states in memory only: anvil otherwise writes every block's state under
+            // ~/.foundry/anvil/tmp and never removes it (gigabytes per test run). Reads at the
+            // confirmation depth stay far inside this window.
+            .args(["--prune-history", "256"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
