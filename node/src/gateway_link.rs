@@ -18,17 +18,41 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address as EthAddress, Bytes, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result};
 use ipsat_checkpoint::{cross_msgs, is_quorum, Checkpoint};
 use ipsat_core::rsk::{chain_deposit, RskDeposit, RskPoint};
 use ipsat_core::{Address, Amount};
-use ipsat_rootnet_bridge::{merkle, Gateway, IpsatGateway};
+use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
 use ipsat_subnet::components::rsk::{self, RskInputs, RskObservation};
 use ipsat_subnet::components::{checkpoints, registry::Member};
 use ipsat_subnet::SubnetApp;
 use tokio::sync::watch;
 
+use crate::config::GatewayLinkConfig;
 use crate::metrics::Metrics;
+
+/// Connects to the gateway `config` names (`rpc` and `address` must be set), sending as
+/// `sender`.
+pub async fn connect(config: &GatewayLinkConfig, sender: &secp256k1::SecretKey) -> Result<Gateway> {
+    let (Some(rpc), Some(address)) = (&config.rpc, &config.address) else {
+        anyhow::bail!("[gateway] rpc and address must both be set");
+    };
+    let address: EthAddress = address
+        .parse()
+        .context("[gateway] address is not a 20-byte hex address")?;
+    let sender = PrivateKeySigner::from_bytes(&B256::from(sender.secret_bytes()))
+        .context("the gateway sender key")?;
+    let gateway_config = GatewayConfig {
+        chain_id: config.chain_id,
+        confirmations: config.confirmations,
+        gas_price: config.gas_price_wei,
+        ..GatewayConfig::default()
+    };
+    Gateway::at(rpc, address, sender, gateway_config)
+        .await
+        .with_context(|| format!("connecting to the RSK gateway {address} at {rpc}"))
+}
 
 /// Waits `interval` or until shutdown; `false` once shutting down.
 async fn pause(shutdown: &mut watch::Receiver<bool>, interval: Duration) -> bool {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ipsat_checkpoint::SubnetHash;
 use ipsat_p2p::{Libp2pConfig, Libp2pPlane, Multiaddr};
 use ipsat_proto::v1::{
     query_service_server::QueryServiceServer, tx_service_server::TxServiceServer,
@@ -18,7 +19,7 @@ use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
 use crate::config::{state_db_path, Config, GatewayLinkConfig};
 use crate::delivery::Delivery;
-use crate::gateway_link::{CheckpointSubmitter, RskFollower};
+use crate::gateway_link::{self, CheckpointSubmitter, RskFollower};
 use crate::gossip::Gossip;
 use crate::grpc::Api;
 use crate::keys;
@@ -26,9 +27,6 @@ use crate::limits::{limited_incoming, ConnectionLimits};
 use crate::metrics::{self, Metrics};
 use crate::parent_follower::ParentFollower;
 use crate::supervisor::Supervisor;
-use alloy::signers::local::PrivateKeySigner;
-use ipsat_checkpoint::SubnetHash;
-use ipsat_rootnet_bridge::{Gateway, GatewayConfig};
 
 /// Blocks a slow stream subscriber may fall behind before it is told to reconnect.
 const BLOCK_CHANNEL_CAPACITY: usize = 1024;
@@ -140,7 +138,7 @@ pub async fn start(home: &Path) -> Result<()> {
         };
         supervisor.spawn("parent", |shutdown| follower.run(shutdown));
     }
-    if let Some(rpc) = &config.gateway.rpc {
+    if config.gateway.rpc.is_some() {
         let subnet = genesis_json(&cometbft_home)?["app_state"]["subnet_id"]
             .as_str()
             .map(str::to_owned)
@@ -151,7 +149,7 @@ pub async fn start(home: &Path) -> Result<()> {
             metrics: metrics.clone(),
             signer: gateway_signer.as_ref(),
         };
-        start_gateway_link(&mut supervisor, &config.gateway, rpc, link).await?;
+        start_gateway_link(&mut supervisor, &config.gateway, link).await?;
     }
     if config.p2p.enabled() {
         let parts = GossipParts {
@@ -223,35 +221,17 @@ struct GatewayLinkParts<'a> {
 async fn start_gateway_link(
     supervisor: &mut Supervisor,
     config: &GatewayLinkConfig,
-    rpc: &str,
     parts: GatewayLinkParts<'_>,
 ) -> Result<()> {
-    let address: alloy::primitives::Address = config
-        .address
-        .as_deref()
-        .context("[gateway] rpc is set but address is not")?
-        .parse()
-        .context("[gateway] address is not a 20-byte hex address")?;
     let subnet_hash = alloy::primitives::B256::from(SubnetHash::of_path(parts.subnet).0);
     // A node without a signer only reads; it pays for nothing, so any key will do.
     let sender = match parts.signer {
-        Some(key) => key.secret.secret_bytes(),
-        None => secp256k1::SecretKey::new(&mut secp256k1::rand::thread_rng()).secret_bytes(),
+        Some(key) => key.secret,
+        None => secp256k1::SecretKey::new(&mut secp256k1::rand::thread_rng()),
     };
-    let sender = PrivateKeySigner::from_bytes(&sender.into()).context("gateway signer key")?;
-    let gateway_config = GatewayConfig {
-        chain_id: config.chain_id,
-        confirmations: config.confirmations,
-        gas_price: config.gas_price_wei,
-        ..GatewayConfig::default()
-    };
-    let gateway = Arc::new(
-        Gateway::at(rpc, address, sender, gateway_config)
-            .await
-            .with_context(|| format!("connecting to the RSK gateway {address} at {rpc}"))?,
-    );
+    let gateway = Arc::new(gateway_link::connect(config, &sender).await?);
     let poll_interval = Duration::from_millis(config.poll_interval_ms.max(50));
-    tracing::info!(%rpc, gateway = %address, "following RSK for the subnet's attestations");
+    tracing::info!(gateway = %gateway.address(), "following RSK for the subnet's attestations");
     let follower = RskFollower {
         gateway: gateway.clone(),
         app: parts.app.clone(),

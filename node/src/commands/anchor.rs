@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alloy::primitives::B256;
-use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use ipsat_anchor::bitcoin::secp256k1::SecretKey;
@@ -14,12 +12,12 @@ use ipsat_anchor::bitcoin::{Network, OutPoint};
 use ipsat_anchor::{
     AnchorError, AnchorKey, AnchorState, Anchorer, AnchorerConfig, RpcClient, ScriptKind,
 };
-use ipsat_rootnet_bridge::{Gateway, GatewayConfig};
 use serde_json::json;
 
 use super::{print, Output};
 use crate::anchor_service::{load_pending, AnchorService};
 use crate::config::{keys_dir, Config};
+use crate::gateway_link;
 use crate::keys;
 use crate::supervisor::Supervisor;
 
@@ -84,9 +82,6 @@ async fn start(home: &Path, config: &Config) -> Result<()> {
     let Some(bitcoin_rpc) = &anchor.bitcoin_rpc else {
         bail!("[anchor] bitcoin_rpc is not set in {}", home.display());
     };
-    let (Some(rsk), Some(address)) = (&config.gateway.rpc, &config.gateway.address) else {
-        bail!("[gateway] rpc and address must be set: the service reads the gateway");
-    };
     let rsk_key = keys::load(
         &keys_dir(home),
         anchor
@@ -94,21 +89,7 @@ async fn start(home: &Path, config: &Config) -> Result<()> {
             .as_deref()
             .context("[anchor] rsk_key is not set")?,
     )?;
-    let signer = PrivateKeySigner::from_bytes(&B256::from(rsk_key.secret.secret_bytes()))
-        .context("[anchor] rsk_key")?;
-    let gateway = Gateway::at(
-        rsk,
-        address.parse().context("[gateway] address")?,
-        signer,
-        GatewayConfig {
-            chain_id: config.gateway.chain_id,
-            confirmations: config.gateway.confirmations,
-            gas_price: config.gateway.gas_price_wei,
-            ..GatewayConfig::default()
-        },
-    )
-    .await
-    .with_context(|| format!("connecting to the gateway at {rsk}"))?;
+    let gateway = gateway_link::connect(&config.gateway, &rsk_key.secret).await?;
     std::fs::create_dir_all(home.join("data"))?;
     let rpc = RpcClient::new(bitcoin_rpc, &anchor.bitcoin_user, &anchor.bitcoin_password)?;
     let mut anchorer = Anchorer::open(
@@ -134,7 +115,7 @@ async fn start(home: &Path, config: &Config) -> Result<()> {
     }
     tracing::info!(
         bitcoin = %anchorer.address(),
-        gateway = %address,
+        gateway = %gateway.address(),
         period_rsk_blocks = anchor.period_rsk_blocks,
         "anchoring the blocktree into Bitcoin"
     );

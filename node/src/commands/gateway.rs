@@ -12,7 +12,7 @@ use ipsat_checkpoint::{BlsPublicKey, BlsSignature};
 use ipsat_core::action::ATTO_PER_POWER;
 use ipsat_core::{Address, Amount, SubnetId};
 use ipsat_proto::v1 as pb;
-use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway, JoinKeys};
+use ipsat_rootnet_bridge::{Gateway, IpsatGateway, JoinKeys};
 use ipsat_subnet::genesis::{CheckpointParams, GenesisValidator, DEFAULT_RSK_ATTESTATION_STEP};
 use ipsat_subnet::{FeeParams, Genesis};
 use serde_json::json;
@@ -21,6 +21,7 @@ use super::subnet::{print_home_written, HomeLayoutArgs};
 use super::{print, Output};
 use crate::child_home::{self, ChildHome};
 use crate::config::{keys_dir, GatewayLinkConfig};
+use crate::gateway_link;
 use crate::keys;
 
 #[derive(Subcommand)]
@@ -89,17 +90,21 @@ pub struct InitArgs {
     pub gateway: GatewayArgs,
 }
 
+impl GatewayArgs {
+    /// The `[gateway]` section these arguments describe.
+    fn link(&self) -> GatewayLinkConfig {
+        GatewayLinkConfig {
+            rpc: Some(self.rsk.clone()),
+            address: Some(self.gateway.to_string()),
+            chain_id: self.chain_id,
+            confirmations: self.confirmations,
+            ..GatewayLinkConfig::default()
+        }
+    }
+}
+
 async fn connect(args: &GatewayArgs, sender: &keys::Key) -> Result<Gateway> {
-    let signer = PrivateKeySigner::from_bytes(&B256::from(sender.secret.secret_bytes()))
-        .context("the key is not a valid RSK signer")?;
-    let config = GatewayConfig {
-        chain_id: args.chain_id,
-        confirmations: args.confirmations,
-        ..GatewayConfig::default()
-    };
-    Gateway::at(&args.rsk, args.gateway, signer, config)
-        .await
-        .with_context(|| format!("connecting to the gateway {} at {}", args.gateway, args.rsk))
+    gateway_link::connect(&args.link(), &sender.secret).await
 }
 
 async fn subnet_hash(gateway: &Gateway, name: &str) -> Result<B256> {
@@ -291,12 +296,8 @@ async fn init(args: InitArgs, home: &Path, output: Output) -> Result<()> {
             parent_grpc: &[],
             gossip_listen: layout.gossip_listen(),
             gateway: Some(GatewayLinkConfig {
-                rpc: Some(args.gateway.rsk.clone()),
-                address: Some(args.gateway.gateway.to_string()),
-                chain_id: args.gateway.chain_id,
-                confirmations: args.gateway.confirmations,
                 signer_key: Some(args.key.clone()),
-                ..GatewayLinkConfig::default()
+                ..args.gateway.link()
             }),
         },
     )?;
