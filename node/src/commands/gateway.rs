@@ -304,3 +304,44 @@ async fn init(args: InitArgs, home: &Path, output: Output) -> Result<()> {
     print_home_written(layout, &record, &validator, output);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ipsat_checkpoint::BlsSecretKey;
+
+    use super::*;
+
+    fn member(key: &BlsSecretKey, pop: Vec<u8>) -> IpsatGateway::MemberKeys {
+        IpsatGateway::MemberKeys {
+            signer: EthAddress::repeat_byte(7),
+            power: U256::from(10_000_000_000u64),
+            cometbftKey: B256::repeat_byte(9),
+            blsPublicKey: Bytes::from(key.public_key().to_compressed().to_vec()),
+            blsPop: Bytes::from(pop),
+        }
+    }
+
+    #[test]
+    fn members_without_a_valid_proof_of_possession_are_left_out() {
+        let key = BlsSecretKey::from_seed(&[1; 32]).unwrap();
+        let other = BlsSecretKey::from_seed(&[2; 32]).unwrap();
+        let honest = member(&key, key.proof_of_possession().to_bytes().to_vec());
+        let validator = genesis_validator(&honest).unwrap();
+        assert_eq!(validator.address, Address([7; 20]));
+        assert_eq!(validator.collateral, Amount::from_atto(10_000_000_000));
+        // Another key's proof, a signature of something else, garbage, and a key that is not
+        // a curve point are all refused.
+        let refused = [
+            member(&key, other.proof_of_possession().to_bytes().to_vec()),
+            member(&key, key.sign(b"not a pop").to_bytes().to_vec()),
+            member(&key, vec![0xab; 96]),
+            IpsatGateway::MemberKeys {
+                blsPublicKey: Bytes::from(vec![0x11; 48]),
+                ..honest.clone()
+            },
+        ];
+        for bad in refused {
+            assert!(genesis_validator(&bad).is_err());
+        }
+    }
+}
