@@ -9,6 +9,7 @@
 //!   A quorum certificate over one point, injected with the deposits it covers
 //!   ([`RskUpdate`]), is what mints RBTC in the subnet.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use secp256k1::SecretKey;
 
 use ipsat_checkpoint::{keccak256, BlsSignature, Certificate, SubnetHash};
@@ -61,7 +62,7 @@ impl GatewaySignature {
 }
 
 /// A point of RSK as a subnet's validators read it at the confirmation depth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
 pub struct RskPoint {
     /// An RSK height, a multiple of the attestation step.
     pub height: u64,

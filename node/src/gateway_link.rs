@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address as EthAddress, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result};
-use ipsat_checkpoint::{cross_msgs, is_quorum, Checkpoint};
+use ipsat_checkpoint::{is_quorum, Checkpoint};
 use ipsat_core::rsk::{chain_deposit, RskDeposit, RskPoint};
 use ipsat_core::{Address, Amount};
 use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
@@ -216,11 +216,12 @@ impl CheckpointSubmitter {
         let oldest = last.saturating_sub(RELEASE_LOOKBACK * params.period);
         waiting.unpaid.retain(|height, _| *height > oldest);
         for height in (oldest + 1..=last).filter(|h| h.is_multiple_of(params.period)) {
-            if !self.unpaid_releases(height).await?.is_empty() {
+            let unpaid = self.unpaid_releases(height).await?;
+            if !unpaid.is_empty() {
                 let first_seen = *waiting.unpaid.entry(height).or_insert_with(Instant::now);
                 let rank = rotation_rank(height / params.period, me, members.len());
                 if first_seen.elapsed() >= self.submit_timeout * rank {
-                    self.execute_releases(height).await?;
+                    self.execute_releases(height, &unpaid).await?;
                 }
             }
         }
@@ -261,7 +262,8 @@ impl CheckpointSubmitter {
             "checkpoint accepted by the gateway"
         );
         self.metrics.record_gateway_submission();
-        self.execute_releases(next).await
+        let unpaid = self.unpaid_releases(next).await?;
+        self.execute_releases(next, &unpaid).await
     }
 
     /// The nonces of the releases of the accepted checkpoint at `height` that the gateway has
@@ -287,10 +289,9 @@ impl CheckpointSubmitter {
         Ok(unpaid)
     }
 
-    /// Pays on RSK every release the checkpoint at `height` carries that is not paid yet.
-    async fn execute_releases(&self, height: u64) -> Result<()> {
+    /// Pays on RSK the releases `unpaid` (by nonce) of the checkpoint at `height`.
+    async fn execute_releases(&self, height: u64, unpaid: &[u64]) -> Result<()> {
         let releases = checkpoints::checkpoint_releases(self.app.store(), height)?;
-        let unpaid = self.unpaid_releases(height).await?;
         let leaves: Vec<B256> = releases.iter().map(|r| B256::from(r.leaf())).collect();
         for (index, release) in releases
             .iter()
@@ -298,10 +299,6 @@ impl CheckpointSubmitter {
             .filter(|(_, r)| unpaid.contains(&r.nonce))
         {
             let proof = merkle::proof(&leaves, index);
-            debug_assert_eq!(
-                merkle::process_proof(leaves[index], &proof),
-                B256::from(cross_msgs::releases_root(&releases))
-            );
             self.gateway
                 .execute_release(
                     self.subnet,

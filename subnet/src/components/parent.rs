@@ -268,7 +268,6 @@ pub fn apply_update(
     }
     state.put(CLIENT_KEY.to_vec(), &client);
     let mut next = next_top_down_nonce(state)?;
-    let mut minted = minted(state)?;
     for proof in &update.messages {
         let message = proven_message(&client, subnet.name(), next, proof)?;
         let amount = Amount::from_atto(match &message {
@@ -276,9 +275,7 @@ pub fn apply_update(
             TopDownMessage::Cross(cross) => cross.amount,
             TopDownMessage::Membership { .. } => 0,
         });
-        minted = minted
-            .checked_add(amount)
-            .ok_or_else(|| TxError::InvalidAmount("minted value overflow".into()))?;
+        count_minted(state, amount)?;
         match message {
             TopDownMessage::Deposit { recipient, .. } => {
                 let recipient = Address(recipient);
@@ -318,7 +315,6 @@ pub fn apply_update(
         next += 1;
     }
     state.put(NEXT_KEY.to_vec(), &next);
-    state.put(MINTED_KEY.to_vec(), &minted.atto());
     Ok(events)
 }
 

@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use ipsat_checkpoint::{is_quorum, BlsSecretKey, Certificate, SubnetHash};
 use ipsat_core::rsk::{RskAttestation, RskDeposit, RskPoint, RskUpdate, MAX_DEPOSITS_PER_UPDATE};
 use ipsat_core::types::cometbft_address;
@@ -38,39 +37,9 @@ pub struct Rsk;
 const POINT_KEY: &[u8] = b"k/point";
 const STEP_KEY: &[u8] = b"k/step";
 
-#[derive(BorshSerialize, BorshDeserialize)]
-struct StoredPoint {
-    height: u64,
-    block_hash: [u8; 32],
-    deposit_count: u64,
-    deposits_digest: [u8; 32],
-}
-
-impl From<StoredPoint> for RskPoint {
-    fn from(p: StoredPoint) -> Self {
-        RskPoint {
-            height: p.height,
-            block_hash: p.block_hash,
-            deposit_count: p.deposit_count,
-            deposits_digest: p.deposits_digest,
-        }
-    }
-}
-
-impl From<&RskPoint> for StoredPoint {
-    fn from(p: &RskPoint) -> Self {
-        StoredPoint {
-            height: p.height,
-            block_hash: p.block_hash,
-            deposit_count: p.deposit_count,
-            deposits_digest: p.deposits_digest,
-        }
-    }
-}
-
 /// The last attested point, `None` unless the parent is the RSK gateway.
 pub fn last_point(state: &impl StateRead) -> Result<Option<RskPoint>, StateError> {
-    Ok(state.get::<StoredPoint>(POINT_KEY)?.map(RskPoint::from))
+    state.get(POINT_KEY)
 }
 
 /// The attestation step, `None` unless the parent is the RSK gateway.
@@ -284,7 +253,7 @@ pub fn apply_update(
             ],
         });
     }
-    state.put(POINT_KEY.to_vec(), &StoredPoint::from(point));
+    state.put(POINT_KEY.to_vec(), point);
     let minted: Amount = update
         .deposits
         .iter()
@@ -322,7 +291,7 @@ impl Component for Rsk {
         state.put(STEP_KEY.to_vec(), &params.rsk_attestation_step);
         state.put(
             POINT_KEY.to_vec(),
-            &StoredPoint {
+            &RskPoint {
                 height: 0,
                 block_hash: [0; 32],
                 deposit_count: 0,
