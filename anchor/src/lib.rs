@@ -14,6 +14,9 @@
 //! - [`proof`]: the anchor inclusion proof (transaction, merkle path, headers with work on
 //!   top), its canonical byte encoding and its offline verifier.
 //!
+//! The digest and the proof are re-exported from `ipsat-core`, which owns them so that offline
+//! verifiers of blocktree proofs need no networking.
+//!
 //! It must not depend on RSK or alloy, on `ipsat-node`, or on any storage engine: its only
 //! persistent state is its own state file. Reading the blocktree root from RSK is the caller's
 //! job; this crate receives the values to hash.
@@ -21,11 +24,14 @@
 //! No process-level concerns live here (no CLI, no config files, no `process::exit`).
 
 pub mod anchorer;
-pub mod digest;
-pub mod proof;
 pub mod rpc;
 pub mod state;
 pub mod tx;
+
+// The digest and the proof verifier live in `ipsat-core`, where light verifiers find them
+// without this crate's networking.
+pub use ipsat_core::anchor_digest as digest;
+pub use ipsat_core::anchor_proof as proof;
 
 pub use anchorer::{AnchorError, AnchorStatus, Anchorer, AnchorerConfig};
 pub use digest::{anchor_digest, anchor_script, AnchorId, ANCHOR_TAG};

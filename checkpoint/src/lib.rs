@@ -5,11 +5,13 @@
 //! that certify it, and the **history accumulator**: a Merkle mountain range over every
 //! block's `(height, state_root)`, whose root a subnet commits to in its app hash and in its
 //! checkpoints, so any past state is provable from any later commitment. It also owns the
-//! tree of bottom-up releases a checkpoint commits to ([`cross_msgs`]).
+//! tree of bottom-up releases a checkpoint commits to ([`cross_msgs`]), and the gateway's
+//! [`blocktree`] of level-1 checkpoints, so proofs through it verify without RSK.
 //!
 //! This crate has no storage, no networking and no clock, and must not depend on the state
 //! machine or the node: callers persist what it returns and hand it back.
 
+pub mod blocktree;
 pub mod bls;
 pub mod certificate;
 pub mod checkpoint;

@@ -4,16 +4,104 @@
 //! ancestor and down.
 //!
 //! Keys in the parent's state (each child's queue is its own key range, in nonce order):
-//! `x/td/<child>/<nonce, 20 decimal digits>` -> a borsh-encoded [`TopDownMessage`].
+//! `x/td/<child>/<nonce, 20 decimal digits>` -> a borsh-encoded [`TopDownMessage`];
+//! `r/c/<child>/<height be>` -> the child's checkpoint accepted at that height, with its
+//! certificate ([`StoredCheckpoint`], the same record a subnet keeps of its own certified
+//! checkpoints), which blocktree proofs read.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::keccak256;
+use ipsat_checkpoint::checkpoint::CheckpointDecodeError;
+use ipsat_checkpoint::{keccak256, BlsError, BlsSignature, Certificate, Checkpoint};
+
+use crate::error::TxError;
+use crate::rsk::GatewaySignature;
 
 use crate::types::SubnetId;
 
 /// Most releases one checkpoint carries, so a checkpoint with its releases always fits in one
 /// system transaction (about 70 bytes each).
 pub const MAX_RELEASES_PER_CHECKPOINT: u64 = 512;
+
+/// The parent's state key of child `name`'s checkpoint at `height`, once accepted.
+pub fn accepted_checkpoint_key(name: &str, height: u64) -> Vec<u8> {
+    [
+        b"r/c/".as_slice(),
+        name.as_bytes(),
+        b"/",
+        &height.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// A checkpoint with its certificate, as a parent stores a child's and a subnet its own.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StoredCheckpoint {
+    /// The checkpoint's ABI encoding.
+    pub abi: Vec<u8>,
+    /// The certificate's signer bitmap.
+    pub signers: Vec<u8>,
+    /// The aggregate signature, compressed.
+    pub signature: Vec<u8>,
+    /// The height of the block that certified (or, in a parent, accepted) it.
+    pub recorded_at: u64,
+    /// Under the gateway: the signers' gateway signatures, by ascending signer index.
+    pub gateway_signatures: Vec<(u32, Vec<u8>)>,
+}
+
+/// Why a [`StoredCheckpoint`] does not decode.
+#[allow(missing_docs)] // Each variant's message says what it means.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoredCheckpointError {
+    #[error("stored checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointDecodeError),
+    #[error("stored checkpoint signature: {0}")]
+    Signature(#[from] BlsError),
+    #[error("stored gateway signature: {0}")]
+    GatewaySignature(#[from] TxError),
+}
+
+impl StoredCheckpoint {
+    /// Records `checkpoint` with `certificate` at block `height`.
+    pub fn new(checkpoint: &Checkpoint, certificate: &Certificate, height: u64) -> Self {
+        Self {
+            abi: checkpoint.abi_encode().to_vec(),
+            signers: certificate.signers.clone(),
+            signature: certificate.signature.to_bytes().to_vec(),
+            recorded_at: height,
+            gateway_signatures: Vec::new(),
+        }
+    }
+
+    /// The same, carrying the gateway signatures of its certificate.
+    pub fn with_gateway_signatures(mut self, signatures: &[(u32, GatewaySignature)]) -> Self {
+        self.gateway_signatures = signatures
+            .iter()
+            .map(|(index, signature)| (*index, signature.0.to_vec()))
+            .collect();
+        self
+    }
+
+    /// The gateway signatures back.
+    pub fn decode_gateway_signatures(
+        &self,
+    ) -> Result<Vec<(u32, GatewaySignature)>, StoredCheckpointError> {
+        self.gateway_signatures
+            .iter()
+            .map(|(index, bytes)| Ok((*index, GatewaySignature::from_bytes(bytes)?)))
+            .collect()
+    }
+
+    /// The checkpoint and certificate back.
+    pub fn decode(&self) -> Result<(Checkpoint, Certificate), StoredCheckpointError> {
+        Ok((
+            Checkpoint::abi_decode(&self.abi)?,
+            Certificate {
+                signers: self.signers.clone(),
+                signature: BlsSignature::from_bytes(&self.signature)?,
+            },
+        ))
+    }
+}
 
 /// A message the parent queued for a child, imported there in nonce order.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

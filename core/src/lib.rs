@@ -6,12 +6,17 @@
 //! certificate-carrying system transactions and vote extensions ([`system`]), the result
 //! codes ([`TxError`]), the verification of state proofs against an app hash ([`proof`]), and
 //! light-client verification of the headers that carry app hashes ([`light`]), and the
-//! formats of what moves between a parent and its children ([`crossnet`]).
+//! formats of what moves between a parent and its children ([`crossnet`]), the Bitcoin anchor
+//! digest and its inclusion proof ([`anchor_digest`], [`anchor_proof`]), and the blocktree
+//! proof that chains a key in any subnet up to a Bitcoin block ([`blocktree`]).
 //!
 //! Clients, the load generator, tests and light verifiers depend on this crate alone. It must
 //! not depend on storage (RocksDB), networking, async runtimes or clocks.
 
 pub mod action;
+pub mod anchor_digest;
+pub mod anchor_proof;
+pub mod blocktree;
 pub mod crossnet;
 pub mod error;
 pub mod light;

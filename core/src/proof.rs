@@ -7,6 +7,11 @@ use jmt::proof::SparseMerkleProof;
 use jmt::{KeyHash, RootHash, SimpleHasher};
 use thiserror::Error;
 
+/// The state key of `key` in keyspace `keyspace`, which proofs of a key-value pair name.
+pub fn kv_key(keyspace: &str, key: &[u8]) -> Vec<u8> {
+    [b"v/".as_slice(), keyspace.as_bytes(), b"/", key].concat()
+}
+
 /// A 32-byte digest: a root, an app hash or a block hash.
 pub type Hash32 = [u8; 32];
 
@@ -63,21 +68,33 @@ fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], ProofError> {
         .map_err(|_| ProofError::BadHashLength(what))
 }
 
+/// Checks that `key` has `value` (or nothing) in the state whose root is `state_root`, by the
+/// borsh-encoded Jellyfish Merkle proof `jmt_proof`.
+pub fn verify_key_proof(
+    jmt_proof: &[u8],
+    state_root: &Hash32,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), ProofError> {
+    let merkle: StateProofJmt =
+        borsh::from_slice(jmt_proof).map_err(|e| ProofError::Decode(e.to_string()))?;
+    merkle
+        .verify(RootHash(*state_root), key_hash(key), value)
+        .map_err(|e| ProofError::Merkle(e.to_string()))
+}
+
 /// Checks that `proof.key` has `proof.value` (or nothing) in the state committed by
 /// `proof.app_hash`, and returns that app hash.
 pub fn verify_state_proof(proof: &pb::StateProof) -> Result<[u8; 32], ProofError> {
     let state_root = hash32(&proof.state_root, "state root")?;
     let history_root = hash32(&proof.history_root, "history root")?;
     let claimed_app_hash = hash32(&proof.app_hash, "app hash")?;
-    let merkle: StateProofJmt =
-        borsh::from_slice(&proof.jmt_proof).map_err(|e| ProofError::Decode(e.to_string()))?;
-    merkle
-        .verify(
-            RootHash(state_root),
-            key_hash(&proof.key),
-            proof.value.as_deref(),
-        )
-        .map_err(|e| ProofError::Merkle(e.to_string()))?;
+    verify_key_proof(
+        &proof.jmt_proof,
+        &state_root,
+        &proof.key,
+        proof.value.as_deref(),
+    )?;
     if app_hash(&state_root, &history_root) != claimed_app_hash {
         return Err(ProofError::AppHash);
     }

@@ -56,6 +56,19 @@ impl SubnetId {
         self.0.rsplit('/').next().unwrap_or_default()
     }
 
+    /// The subnet above this one; `None` for the root (`/r33`), which stands for RSK itself.
+    pub fn parent(&self) -> Option<SubnetId> {
+        match self.0.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => Some(SubnetId(parent.to_owned())),
+            _ => None,
+        }
+    }
+
+    /// How many levels below RSK this subnet is: 1 under the gateway, 0 for the root.
+    pub fn level(&self) -> usize {
+        self.0.matches('/').count() - 1
+    }
+
     /// The child `name` of this subnet.
     pub fn child(&self, name: &str) -> Result<SubnetId, ParseError> {
         format!("{}/{name}", self.0).parse()

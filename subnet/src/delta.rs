@@ -32,6 +32,15 @@ pub enum StateError {
     },
 }
 
+impl From<ipsat_core::crossnet::StoredCheckpointError> for StateError {
+    fn from(e: ipsat_core::crossnet::StoredCheckpointError) -> Self {
+        StateError::Corrupt {
+            key: "stored checkpoint".into(),
+            detail: e.to_string(),
+        }
+    }
+}
+
 /// Something state can be read from: the committed store or a delta over it.
 pub trait StateRead {
     /// The value of `key`, `None` if absent or deleted.

@@ -389,7 +389,7 @@ impl StateQuery {
             checkpoints::checkpoint_messages(store, height)?,
         );
         if let Some(stored) = checkpoints::certified(store, height)? {
-            let (checkpoint, certificate) = stored.decode()?;
+            let (checkpoint, certificate) = stored.decode().map_err(StateError::from)?;
             response.checkpoint = Some(checkpoint_to_proto(
                 &id,
                 &checkpoint,
@@ -426,7 +426,7 @@ impl StateQuery {
         let Some(stored) = registry::accepted_checkpoint(store, name, height)? else {
             return Ok(response);
         };
-        let (checkpoint, certificate) = stored.decode()?;
+        let (checkpoint, certificate) = stored.decode().map_err(StateError::from)?;
         let id = self.own_id()?;
         let child = id.child(name).map_err(|e| StateError::Corrupt {
             key: name.to_owned(),
@@ -450,7 +450,7 @@ impl StateQuery {
         let Some(stored) = checkpoints::certified(&*self.store, height)? else {
             return Ok(None);
         };
-        let (checkpoint, certificate) = stored.decode()?;
+        let (checkpoint, certificate) = stored.decode().map_err(StateError::from)?;
         let id = self.own_id()?;
         Ok(Some(
             ipsat_core::SystemTx::ChildCheckpoint {

@@ -223,75 +223,7 @@ impl Params {
     }
 }
 
-/// A checkpoint with its certificate, as stored here and in a parent's registry.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct StoredCheckpoint {
-    /// The checkpoint's ABI encoding.
-    pub abi: Vec<u8>,
-    /// The certificate's signer bitmap.
-    pub signers: Vec<u8>,
-    /// The aggregate signature, compressed.
-    pub signature: Vec<u8>,
-    /// The height of the block that certified (or, in a parent, accepted) it.
-    pub recorded_at: u64,
-    /// Under the gateway: the signers' gateway signatures, by ascending signer index.
-    pub gateway_signatures: Vec<(u32, Vec<u8>)>,
-}
-
-impl StoredCheckpoint {
-    /// Records `checkpoint` with `certificate` at block `height`.
-    pub fn new(checkpoint: &Checkpoint, certificate: &Certificate, height: u64) -> Self {
-        Self {
-            abi: checkpoint.abi_encode().to_vec(),
-            signers: certificate.signers.clone(),
-            signature: certificate.signature.to_bytes().to_vec(),
-            recorded_at: height,
-            gateway_signatures: Vec::new(),
-        }
-    }
-
-    /// The same, carrying the gateway signatures of its certificate.
-    pub fn with_gateway_signatures(mut self, signatures: &[(u32, GatewaySignature)]) -> Self {
-        self.gateway_signatures = signatures
-            .iter()
-            .map(|(index, signature)| (*index, signature.0.to_vec()))
-            .collect();
-        self
-    }
-
-    /// The gateway signatures back.
-    pub fn decode_gateway_signatures(&self) -> Result<Vec<(u32, GatewaySignature)>, StateError> {
-        self.gateway_signatures
-            .iter()
-            .map(|(index, bytes)| {
-                GatewaySignature::from_bytes(bytes)
-                    .map(|s| (*index, s))
-                    .map_err(|e| StateError::Corrupt {
-                        key: "stored checkpoint".into(),
-                        detail: e.to_string(),
-                    })
-            })
-            .collect()
-    }
-
-    /// The checkpoint and certificate back.
-    pub fn decode(&self) -> Result<(Checkpoint, Certificate), StateError> {
-        let corrupt = |detail: String| StateError::Corrupt {
-            key: "stored checkpoint".into(),
-            detail,
-        };
-        let checkpoint = Checkpoint::abi_decode(&self.abi).map_err(|e| corrupt(e.to_string()))?;
-        let signature =
-            BlsSignature::from_bytes(&self.signature).map_err(|e| corrupt(e.to_string()))?;
-        Ok((
-            checkpoint,
-            Certificate {
-                signers: self.signers.clone(),
-                signature,
-            },
-        ))
-    }
-}
+pub use ipsat_core::crossnet::StoredCheckpoint;
 
 /// Checkpoints cut but kept outside the state tree, by height (the store implements it).
 pub trait CutCheckpoints {

@@ -27,10 +27,7 @@ pub fn keyspace_key(name: &str) -> Vec<u8> {
     [b"k/".as_slice(), name.as_bytes()].concat()
 }
 
-/// The state key of `key` in keyspace `keyspace`.
-pub fn kv_key(keyspace: &str, key: &[u8]) -> Vec<u8> {
-    [b"v/".as_slice(), keyspace.as_bytes(), b"/", key].concat()
-}
+pub use ipsat_core::proof::kv_key;
 
 /// How a write policy is stored: one byte, fixed forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

@@ -109,16 +109,7 @@ fn announce(
     Ok(())
 }
 
-/// The state key of child `name`'s checkpoint accepted at `height`.
-pub fn accepted_checkpoint_key(name: &str, height: u64) -> Vec<u8> {
-    [
-        b"r/c/".as_slice(),
-        name.as_bytes(),
-        b"/",
-        &height.to_be_bytes(),
-    ]
-    .concat()
-}
+pub use ipsat_core::crossnet::accepted_checkpoint_key;
 
 /// Where a child is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

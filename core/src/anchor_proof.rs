@@ -38,7 +38,7 @@ use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::pow::Work;
 use bitcoin::{Block, BlockHash, Network, Target, Transaction, TxMerkleNode, Txid};
 
-use crate::digest::anchor_script;
+use crate::anchor_digest::anchor_script;
 
 /// Magic bytes opening an encoded proof.
 pub const PROOF_MAGIC: &[u8; 4] = b"IPAP";
