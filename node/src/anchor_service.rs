@@ -165,7 +165,7 @@ impl AnchorService {
         if self.latest_recorded().await?.btcTxid != txid {
             let receipt = self
                 .gateway
-                .record_anchor(pending.root, txid, anchored.height)
+                .record_anchor(pending.root, pending.rsk_height, txid, anchored.height)
                 .await
                 .context("recordAnchor")?;
             tracing::info!(btc_txid = %anchored.txid, btc_height = anchored.height, rsk_tx = %receipt.transaction_hash, "anchor recorded on the gateway");

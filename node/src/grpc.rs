@@ -27,6 +27,8 @@ const MAX_EVENT_KIND_BYTES: usize = 64;
 
 /// Longest key a query may name; keyspaces cannot allow longer ones.
 const MAX_QUERY_KEY_BYTES: usize = ipsat_core::action::MAX_KEY_LIMIT as usize;
+/// Longest raw state key `ProveState` accepts: a keyspace key with its prefix and name fits.
+const MAX_STATE_KEY_BYTES: usize = 2 * MAX_QUERY_KEY_BYTES;
 
 #[derive(Clone)]
 pub struct Api {
@@ -270,6 +272,39 @@ impl QueryService for Api {
             value: read.value,
             height: read.height,
             proof: read.proof,
+        }))
+    }
+
+    async fn prove_state(
+        &self,
+        request: Request<pb::ProveStateRequest>,
+    ) -> Result<Response<pb::ProveStateResponse>, Status> {
+        let request = request.into_inner();
+        if request.key.is_empty() || request.key.len() > MAX_STATE_KEY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "a state key must be 1..={MAX_STATE_KEY_BYTES} bytes, got {}",
+                request.key.len()
+            )));
+        }
+        let history_height = match request.history_height {
+            0 => request.height,
+            h if h < request.height => {
+                return Err(Status::invalid_argument(format!(
+                    "history_height {h} is below height {}: a history root holds only earlier states",
+                    request.height
+                )))
+            }
+            h => h,
+        };
+        let query = self.query.clone();
+        let (proof, history) = blocking(move || {
+            query.prove_in_history(&request.key, request.height, history_height)
+        })
+        .await?;
+        Ok(Response::new(pb::ProveStateResponse {
+            proof: Some(proof),
+            history: Some(history),
+            history_height,
         }))
     }
 

@@ -36,6 +36,7 @@ use commands::gateway::GatewayCommand;
 use commands::keys::KeysCommand;
 use commands::message::MessageCommand;
 use commands::node::NodeCommand;
+use commands::proof::ProofArgs;
 use commands::query::QueryCommand;
 use commands::relay::RelayArgs;
 use commands::subnet::SubnetCommand;
@@ -110,6 +111,9 @@ enum Command {
     /// Cross-net messages this subnet originated, with their status.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Prove a key of any subnet up to a Bitcoin block (`ipsat proof <SUBNET> <KEYSPACE> <KEY>
+    /// -o FILE`), or check such a proof offline (`ipsat proof verify FILE`).
+    Proof(ProofArgs),
 }
 
 #[tokio::main]
@@ -144,5 +148,6 @@ async fn main() -> Result<()> {
         Command::Gateway(command) => commands::gateway::run(command, &cli.home, cli.output).await,
         Command::Relay(args) => commands::relay::run(args, &cli.node, cli.output).await,
         Command::Message(command) => commands::message::run(command, &cli.node, cli.output).await,
+        Command::Proof(args) => commands::proof::run(args, &cli.node, cli.output).await,
     }
 }

@@ -124,11 +124,15 @@ contract IpsatGateway {
         bytes blsPop;
     }
 
-    /// @notice The latest anchor recorded by the anchorer.
+    /// @notice The latest anchor recorded by the anchorer: Bitcoin transaction `btcTxid`, confirmed
+    ///         at `btcHeight`, commits `blocktreeRoot` as read at RSK height `rskHeight`
+    ///         (the anchor digest covers that height and its block hash); `rskBlockNumber` is the
+    ///         block that recorded it.
     struct Anchor {
         bytes32 blocktreeRoot;
         bytes32 btcTxid;
         uint64 btcHeight;
+        uint64 rskHeight;
         uint64 rskBlockNumber;
     }
 
@@ -291,7 +295,7 @@ contract IpsatGateway {
         bytes32 indexed subnetId, uint64 indexed checkpointHeight, uint64 nonce, address recipient, uint256 amount
     );
     event CollateralClaimed(bytes32 indexed subnetId, address indexed owner, uint256 amount);
-    event AnchorRecorded(bytes32 indexed blocktreeRoot, bytes32 indexed btcTxid, uint64 btcHeight);
+    event AnchorRecorded(bytes32 indexed blocktreeRoot, bytes32 indexed btcTxid, uint64 btcHeight, uint64 rskHeight);
     event AnchorerChanged(address indexed previous, address indexed next);
     /// @notice The subnet ended with the checkpoint at `height` (a kill), or before it ever had
     ///         one (`height` 0: abandoned before activation).
@@ -348,6 +352,7 @@ contract IpsatGateway {
     error NotAdmin(address caller);
     error InvalidAnchorer();
     error AnchorHeightDecreased(uint64 latest, uint64 got);
+    error InvalidAnchorRskHeight(uint64 latest, uint64 got);
     error SubnetFull(bytes32 subnetId);
     error TransferFailed(address to, uint256 amount);
     error Reentrancy();
@@ -870,15 +875,20 @@ contract IpsatGateway {
         }
     }
 
-    /// @notice Records that the blocktree root `root` was anchored in Bitcoin transaction `btcTxid`
-    ///         (internal byte order, as hashed) confirmed at `btcHeight`. Only the anchorer may call.
-    ///         `latestAnchor().rskBlockNumber` is the RSK block of this call.
-    function recordAnchor(bytes32 root, bytes32 btcTxid, uint64 btcHeight) external {
+    /// @notice Records that the blocktree root `root`, read at RSK height `rskHeight`, was anchored in
+    ///         Bitcoin transaction `btcTxid` (internal byte order, as hashed) confirmed at
+    ///         `btcHeight`. Only the anchorer may call. `latestAnchor().rskBlockNumber` is the RSK
+    ///         block of this call.
+    function recordAnchor(bytes32 root, uint64 rskHeight, bytes32 btcTxid, uint64 btcHeight) external {
         if (msg.sender != anchorer) revert NotAnchorer(msg.sender);
         // Bitcoin heights never go backwards: an older anchor cannot replace a newer one.
         if (btcHeight < _latestAnchor.btcHeight) revert AnchorHeightDecreased(_latestAnchor.btcHeight, btcHeight);
-        _latestAnchor = Anchor(root, btcTxid, btcHeight, uint64(block.number));
-        emit AnchorRecorded(root, btcTxid, btcHeight);
+        // The anchored root was read at a past block, and anchors follow RSK forward.
+        if (rskHeight >= block.number || rskHeight < _latestAnchor.rskHeight) {
+            revert InvalidAnchorRskHeight(_latestAnchor.rskHeight, rskHeight);
+        }
+        _latestAnchor = Anchor(root, btcTxid, btcHeight, rskHeight, uint64(block.number));
+        emit AnchorRecorded(root, btcTxid, btcHeight, rskHeight);
     }
 
     /// @notice Hands anchoring to `next` (a new anchorer key). Only the deployer may.

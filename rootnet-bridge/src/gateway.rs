@@ -571,16 +571,19 @@ impl Gateway {
         self.transact("executeRelease", &call, U256::ZERO).await
     }
 
-    /// Records that `blocktree_root` was anchored in Bitcoin transaction `btc_txid` (internal byte
-    /// order) confirmed at `btc_height`; only the gateway's anchorer may call it.
+    /// Records that `blocktree_root`, read at RSK height `rsk_height`, was anchored in Bitcoin
+    /// transaction `btc_txid` (internal byte order) confirmed at `btc_height`; only the
+    /// gateway's anchorer may call it.
     pub async fn record_anchor(
         &self,
         blocktree_root: B256,
+        rsk_height: u64,
         btc_txid: B256,
         btc_height: u64,
     ) -> Result<Receipt, BridgeError> {
         let call = IpsatGateway::recordAnchorCall {
             root: blocktree_root,
+            rskHeight: rsk_height,
             btcTxid: btc_txid,
             btcHeight: btc_height,
         };

@@ -744,11 +744,11 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
     // Anchors: only the anchorer (the deployer here) may record one.
     let root = blocktree_root(&net).await;
     reverted_with(
-        leaver.record_anchor(root, B256::repeat_byte(9), 101).await,
+        leaver.record_anchor(root, 1, B256::repeat_byte(9), 101).await,
         "NotAnchorer",
     );
     net.admin
-        .record_anchor(root, B256::repeat_byte(9), 101)
+        .record_anchor(root, 2, B256::repeat_byte(9), 101)
         .await
         .unwrap();
     let anchor = net
@@ -756,11 +756,28 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
         .view("latestAnchor", &IpsatGateway::latestAnchorCall {}, None)
         .await
         .unwrap();
-    assert_eq!((anchor.blocktreeRoot, anchor.btcHeight), (root, 101));
+    assert_eq!(
+        (anchor.blocktreeRoot, anchor.btcHeight, anchor.rskHeight),
+        (root, 101, 2)
+    );
+    // The RSK height read is in the past, and anchors follow RSK forward.
+    let now = net.admin.rpc().block_number().await.unwrap();
+    reverted_with(
+        net.admin
+            .record_anchor(root, now + 1, B256::repeat_byte(9), 101)
+            .await,
+        "InvalidAnchorRskHeight",
+    );
+    reverted_with(
+        net.admin
+            .record_anchor(root, 1, B256::repeat_byte(9), 101)
+            .await,
+        "InvalidAnchorRskHeight",
+    );
     // Bitcoin heights never go backwards.
     reverted_with(
         net.admin
-            .record_anchor(root, B256::repeat_byte(8), 100)
+            .record_anchor(root, 2, B256::repeat_byte(8), 100)
             .await,
         "AnchorHeightDecreased",
     );
@@ -778,12 +795,12 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
         .unwrap();
     reverted_with(
         net.admin
-            .record_anchor(root, B256::repeat_byte(9), 102)
+            .record_anchor(root, 2, B256::repeat_byte(9), 102)
             .await,
         "NotAnchorer",
     );
     leaver
-        .record_anchor(root, B256::repeat_byte(9), 102)
+        .record_anchor(root, 2, B256::repeat_byte(9), 102)
         .await
         .unwrap();
     assert_eq!(net.proxy.refusals(), 0);

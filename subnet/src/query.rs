@@ -105,6 +105,35 @@ impl StateQuery {
         self.proof(key, height, state_root, history_root)
     }
 
+    /// `key` as of the committed `height` with its proof, and the proof that this height's
+    /// state root is in the history root after `history_height`; the caller makes sure that
+    /// `history_height` is at least `height`.
+    pub fn prove_in_history(
+        &self,
+        key: &[u8],
+        height: u64,
+        history_height: u64,
+    ) -> Result<(pb::StateProof, pb::HistoryProof), AppError> {
+        let latest = self.height()?;
+        if history_height > latest {
+            return Err(AppError::NotCommitted {
+                asked: history_height,
+                latest,
+            });
+        }
+        let proof = self.prove_at(key, height)?;
+        let history = self.store.history_proof(height, history_height)?;
+        Ok((
+            proof,
+            pb::HistoryProof {
+                leaf_index: history.leaf_index,
+                leaf_count: history.leaf_count,
+                siblings: history.siblings.iter().map(|h| h.to_vec()).collect(),
+                peaks: history.peaks.iter().map(|h| h.to_vec()).collect(),
+            },
+        ))
+    }
+
     fn proof(
         &self,
         key: &[u8],
@@ -252,6 +281,7 @@ pub fn checkpoint_to_proto(
         recorded_at: certified.map_or(0, |(_, at)| at),
         releases: releases.iter().map(release_to_proto).collect(),
         messages: messages.iter().map(CrossMessage::encode).collect(),
+        gateway_signatures: Vec::new(),
     }
 }
 
@@ -390,13 +420,23 @@ impl StateQuery {
         );
         if let Some(stored) = checkpoints::certified(store, height)? {
             let (checkpoint, certificate) = stored.decode().map_err(StateError::from)?;
-            response.checkpoint = Some(checkpoint_to_proto(
-                &id,
-                &checkpoint,
-                Some((&certificate, stored.recorded_at)),
-                &domain,
-                &carried,
-            ));
+            response.checkpoint = Some(pb::Checkpoint {
+                gateway_signatures: stored
+                    .gateway_signatures
+                    .iter()
+                    .map(|(signer, signature)| pb::GatewaySignature {
+                        signer: *signer,
+                        signature: signature.clone(),
+                    })
+                    .collect(),
+                ..checkpoint_to_proto(
+                    &id,
+                    &checkpoint,
+                    Some((&certificate, stored.recorded_at)),
+                    &domain,
+                    &carried,
+                )
+            });
         } else if let Some(cut) = store.cut_checkpoint(height)? {
             response.checkpoint = Some(checkpoint_to_proto(&id, &cut, None, &domain, &carried));
         }

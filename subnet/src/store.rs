@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ipsat_checkpoint::{Checkpoint, HistoryAccumulator, HistoryNode};
+use ipsat_checkpoint::{Checkpoint, HistoryAccumulator, HistoryNode, HistoryProof};
 use ipsat_core::proof::{key_hash, Blake3Hasher, StateProofJmt};
 use ipsat_core::Hash32;
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch};
@@ -185,9 +185,9 @@ impl Store {
             .map_err(|e| StoreError::Tree(e.to_string()))
     }
 
-    /// The history root after block `height` (one leaf per block from genesis), rebuilt from
-    /// the stored peaks.
-    pub fn history_root(&self, height: u64) -> Result<Hash32, StoreError> {
+    /// The history accumulator after block `height` (one leaf per block from genesis), rebuilt
+    /// from the stored peaks.
+    fn history_at(&self, height: u64) -> Result<HistoryAccumulator, StoreError> {
         let leaf_count = height + 1;
         let peaks = ipsat_checkpoint::peak_positions(leaf_count)
             .into_iter()
@@ -197,8 +197,31 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
         HistoryAccumulator::from_parts(leaf_count, peaks)
-            .map(|history| history.root())
             .map_err(|_| corrupt("history peaks", "shape"))
+    }
+
+    /// The history root after block `height`.
+    pub fn history_root(&self, height: u64) -> Result<Hash32, StoreError> {
+        Ok(self.history_at(height)?.root())
+    }
+
+    /// The proof that `(height, state root)` is in the history accumulator as of block `at`.
+    pub fn history_proof(&self, height: u64, at: u64) -> Result<HistoryProof, StoreError> {
+        let history = self.history_at(at)?;
+        let mut read_error = None;
+        let proof = history.prove(height, |level, index| {
+            match self.history_node(level, index) {
+                Ok(node) => node,
+                Err(e) => {
+                    read_error.get_or_insert(e);
+                    None
+                }
+            }
+        });
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        proof.map_err(|e| corrupt("history proof", e))
     }
 
     /// The value of `key` at `version` with a proof against that version's state root.

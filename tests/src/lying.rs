@@ -154,6 +154,13 @@ impl QueryService for Liar {
         refused()
     }
 
+    async fn prove_state(
+        &self,
+        _: Request<pb::ProveStateRequest>,
+    ) -> Result<Response<pb::ProveStateResponse>, Status> {
+        refused()
+    }
+
     async fn get_block(
         &self,
         _: Request<pb::GetBlockRequest>,

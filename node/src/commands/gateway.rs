@@ -92,7 +92,7 @@ pub struct InitArgs {
 
 impl GatewayArgs {
     /// The `[gateway]` section these arguments describe.
-    fn link(&self) -> GatewayLinkConfig {
+    pub(crate) fn link(&self) -> GatewayLinkConfig {
         GatewayLinkConfig {
             rpc: Some(self.rsk.clone()),
             address: Some(self.gateway.to_string()),

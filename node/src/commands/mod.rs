@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod keys;
 pub mod message;
 pub mod node;
+pub mod proof;
 pub mod query;
 pub mod relay;
 pub mod status;
