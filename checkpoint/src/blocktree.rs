@@ -55,7 +55,7 @@ pub fn proof(leaves: &[[u8; 32]], mut index: usize) -> Vec<[u8; 32]> {
 /// The root that `leaf` at `index` with siblings `path` implies.
 pub fn process_proof(leaf: [u8; 32], mut index: u64, path: &[[u8; 32]]) -> [u8; 32] {
     path.iter().fold(leaf, |hash, sibling| {
-        let parent = if index % 2 == 0 {
+        let parent = if index.is_multiple_of(2) {
             node(&hash, sibling)
         } else {
             node(sibling, &hash)

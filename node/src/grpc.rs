@@ -288,19 +288,16 @@ impl QueryService for Api {
         }
         let history_height = match request.history_height {
             0 => request.height,
-            h if h < request.height => {
-                return Err(Status::invalid_argument(format!(
-                    "history_height {h} is below height {}: a history root holds only earlier states",
-                    request.height
-                )))
-            }
+            h if h < request.height => return Err(Status::invalid_argument(format!(
+                "history_height {h} is below height {}: a history root holds only earlier states",
+                request.height
+            ))),
             h => h,
         };
         let query = self.query.clone();
-        let (proof, history) = blocking(move || {
-            query.prove_in_history(&request.key, request.height, history_height)
-        })
-        .await?;
+        let (proof, history) =
+            blocking(move || query.prove_in_history(&request.key, request.height, history_height))
+                .await?;
         Ok(Response::new(pb::ProveStateResponse {
             proof: Some(proof),
             history: Some(history),

@@ -6,59 +6,22 @@
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
-use std::os::unix::process::CommandExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use alloy::primitives::{Address as EthAddress, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync as _;
 use alloy::sol_types::SolEvent as _;
-use ipsat_anchor::bitcoin::address::NetworkUnchecked;
 use ipsat_anchor::bitcoin::hashes::Hash as _;
-use ipsat_anchor::bitcoin::{Address as BtcAddress, Network};
 use ipsat_checkpoint::{SubnetHash, ValidatorSetHash};
 use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway, JoinKeys};
-use ipsat_tests::btcd::{txs_committing, Btcd, ACTIVATION_HEIGHT, RPC_PASS, RPC_USER};
+use ipsat_tests::anchoring::{AnchorHome, AnchorSettings};
+use ipsat_tests::btcd::{txs_committing, Btcd, ACTIVATION_HEIGHT};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use ipsat_tests::wait_until;
 
 const RBTC: u128 = 1_000_000_000_000_000_000;
 const CONFIRMATIONS: u64 = 3;
-
-fn ipsat(home: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_ipsat"))
-        .args(args)
-        .arg("--home")
-        .arg(home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ipsat {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn start_service(home: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.join("anchor.log"))
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_ipsat"))
-        .args(["anchor", "start", "--home"])
-        .arg(home)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .unwrap()
-}
 
 /// A one-validator subnet with one accepted checkpoint: the blocktree root is not zero.
 async fn checkpointed_subnet(gateway: &Gateway, validator: &PrivateKeySigner) -> B256 {
@@ -111,20 +74,16 @@ async fn checkpointed_subnet(gateway: &Gateway, validator: &PrivateKeySigner) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("anchor");
-    std::fs::create_dir_all(home.join("config")).unwrap();
-    let rsk_key: serde_json::Value = serde_json::from_str(&ipsat(
-        &home,
-        &["keys", "new", "anchorer", "--output", "json"],
-    ))
-    .unwrap();
-    ipsat(&home, &["keys", "new", "bitcoin"]);
+    let service_home = AnchorHome::create(
+        env!("CARGO_BIN_EXE_ipsat").as_ref(),
+        dir.path().join("anchor"),
+    );
 
     // RSK: the gateway, whose anchorer is the service's key, and a checkpointed subnet.
     let anvil = Anvil::start(28950, true).unwrap();
     anvil.mine_every_second().await.unwrap();
     anvil
-        .set_balance(rsk_key["address"].as_str().unwrap(), 10 * RBTC)
+        .set_balance(&service_home.rsk_address, 10 * RBTC)
         .await
         .unwrap();
     let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
@@ -133,7 +92,7 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
         ..GatewayConfig::default()
     };
     let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
-    let anchorer: EthAddress = rsk_key["address"].as_str().unwrap().parse().unwrap();
+    let anchorer: EthAddress = service_home.rsk_address.parse().unwrap();
     let gateway = Gateway::deploy(
         &proxy.url,
         admin.clone(),
@@ -146,21 +105,7 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
     checkpointed_subnet(&gateway, &admin).await;
 
     // Bitcoin: btcd mining to the service's address, segwit active, a mature coinbase to spend.
-    std::fs::write(
-        home.join("config/ipsat.toml"),
-        "[anchor]\nbitcoin_key = \"bitcoin\"\n",
-    )
-    .unwrap();
-    let address: serde_json::Value =
-        serde_json::from_str(&ipsat(&home, &["anchor", "address", "--output", "json"])).unwrap();
-    let btc_address = address["address"]
-        .as_str()
-        .unwrap()
-        .parse::<BtcAddress<NetworkUnchecked>>()
-        .unwrap()
-        .require_network(Network::Regtest)
-        .unwrap();
-    let btcd = Btcd::start(&btc_address).await;
+    let btcd = Btcd::start(&service_home.bitcoin_address).await;
     btcd.mine(ACTIVATION_HEIGHT).await;
     let rpc = btcd.rpc();
     let coinbase = rpc
@@ -169,20 +114,20 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
         .unwrap()
         .txdata[0]
         .compute_txid();
-    let toml = format!(
-        "[gateway]\nrpc = \"{}\"\naddress = \"{}\"\nconfirmations = 2\n\n\
-         [anchor]\nbitcoin_rpc = \"{}\"\nbitcoin_user = \"{RPC_USER}\"\nbitcoin_password = \"{RPC_PASS}\"\n\
-         bitcoin_key = \"bitcoin\"\nrsk_key = \"anchorer\"\nfund = [\"{coinbase}:0\"]\n\
-         period_rsk_blocks = 5\nconfirmations = {CONFIRMATIONS}\npoll_interval_ms = 300\n",
-        proxy.url,
-        gateway.address(),
-        btcd.rpc_url,
+    service_home.configure(
+        &btcd,
+        &AnchorSettings {
+            rsk: &proxy.url,
+            gateway: &gateway.address().to_string(),
+            fund: &format!("{coinbase}:0"),
+            period_rsk_blocks: 5,
+            confirmations: CONFIRMATIONS,
+        },
     );
-    std::fs::write(home.join("config/ipsat.toml"), toml).unwrap();
 
     // The service broadcasts the anchor; it is killed before the anchor can be recorded.
     let tip = rpc.get_block_count().await.unwrap();
-    let mut service = start_service(&home);
+    let mut service = service_home.start();
     wait_until("the anchor broadcast", Duration::from_secs(60), || async {
         let mempool = btcd.mempool().await;
         (
@@ -209,7 +154,7 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
 
     // Mined and confirmed while the service is down; restarted, it records the same anchor.
     btcd.mine(CONFIRMATIONS).await;
-    let mut service = start_service(&home);
+    let mut service = service_home.start();
     wait_until("the anchor recorded", Duration::from_secs(60), || async {
         let latest = gateway
             .view("latestAnchor", &IpsatGateway::latestAnchorCall {}, None)
@@ -236,7 +181,8 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
         .unwrap();
     assert_eq!(latest.blocktreeRoot, root);
     let status: serde_json::Value =
-        serde_json::from_str(&ipsat(&home, &["anchor", "status", "--output", "json"])).unwrap();
+        serde_json::from_str(&service_home.ipsat(&["anchor", "status", "--output", "json"]))
+            .unwrap();
     let confirmed = status["confirmed"].as_array().unwrap();
     assert_eq!(confirmed.len(), 1, "one anchor: {status}");
     assert!(

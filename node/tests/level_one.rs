@@ -15,9 +15,16 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address as EthAddress, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent as _;
+use ipsat_anchor::bitcoin::Network;
+use ipsat_checkpoint::Checkpoint;
 use ipsat_checkpoint::{keccak256, SubnetHash};
+use ipsat_core::anchor_proof::{AnchorProof, ChainTrust};
+use ipsat_core::blocktree::{BlocktreeProof, TrustRoots};
+use ipsat_core::crossnet::StoredCheckpoint;
 use ipsat_core::Address;
 use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
+use ipsat_tests::anchoring::{AnchorHome, AnchorSettings};
+use ipsat_tests::btcd::{Btcd, ACTIVATION_HEIGHT};
 use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use ipsat_tests::{wait_until, Testnet};
@@ -66,11 +73,17 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         ..GatewayConfig::default()
     };
     let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
+    // The anchoring service started at the end holds the gateway's anchorer key.
+    let service_home = AnchorHome::create(bin.as_ref(), net.path("anchor"));
+    anvil
+        .set_balance(&service_home.rsk_address, 10 * RBTC)
+        .await
+        .unwrap();
     let gateway = Gateway::deploy(
         &proxy.url,
         admin.clone(),
         config.clone(),
-        admin.address(),
+        service_home.rsk_address.parse().unwrap(),
         U256::from(RBTC),
     )
     .await
@@ -437,4 +450,239 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         submitters += usize::from(submitted > 0);
     }
     assert!(submitters >= 2, "the rotation spreads submissions");
+
+    // A key written in beta (level 2) and one in alpha (level 1) are proven to a Bitcoin block
+    // once the anchoring service has committed a blocktree root that covers them.
+    let write = |grpc: u16, subnet: &str| {
+        for args in [
+            &["keyspace-create", "notes"][..],
+            &["kv-put", "notes", "greeting", "hello from the blocktree"][..],
+        ] {
+            let mut all = vec!["tx", "--from", "account-1", "--subnet", subnet];
+            all.extend_from_slice(args);
+            child::cli_at(&net, grpc, &all).unwrap();
+        }
+    };
+    write(BETA_PORTS.grpc(0), "/r33/alpha/beta");
+    write(PORTS.grpc(0), "/r33/alpha");
+    let written = Instant::now();
+    let heights_at_write = (
+        beta.status().await.unwrap().height,
+        client.status().await.unwrap().height,
+        gateway.rpc().block_number().await.unwrap(),
+    );
+    let btcd = Btcd::start(&service_home.bitcoin_address).await;
+    btcd.mine(ACTIVATION_HEIGHT).await;
+    let bitcoin = btcd.rpc();
+    let coinbase = bitcoin
+        .get_block(&bitcoin.get_block_hash(1).await.unwrap())
+        .await
+        .unwrap()
+        .txdata[0]
+        .compute_txid();
+    service_home.configure(
+        &btcd,
+        &AnchorSettings {
+            rsk: &proxy.url,
+            gateway: &address,
+            fund: &format!("{coinbase}:0"),
+            period_rsk_blocks: 5,
+            confirmations: 1,
+        },
+    );
+    let btc_at_write = bitcoin.get_block_count().await.unwrap();
+    let mut service = service_home.start();
+    // Bitcoin blocks every two seconds, as a regtest miner would.
+    let miner = {
+        let (rpc, to) = (btcd.rpc(), btcd.mining_address.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                rpc.generate(1, &to).await.unwrap();
+            }
+        })
+    };
+    let proofs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let beta_file = proofs.join("blocktree-proof-depth2.ipbt");
+    let alpha_file = proofs.join("blocktree-proof-depth1.ipbt");
+    let proof_args = |file: &std::path::Path, subnet: &str, parents: &[String]| {
+        let mut args: Vec<String> = [
+            "proof",
+            subnet,
+            "notes",
+            "greeting",
+            "-o",
+            file.to_str().unwrap(),
+            "--wait",
+            "--bitcoin-headers",
+            "4",
+            "--bitcoin-rpc",
+            &btcd.rpc_url,
+            "--bitcoin-user",
+            ipsat_tests::btcd::RPC_USER,
+            "--bitcoin-password",
+            ipsat_tests::btcd::RPC_PASS,
+            "--output",
+            "json",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for parent in parents {
+            args.extend(["--parent-node".to_owned(), parent.clone()]);
+        }
+        rsk_args(&mut args);
+        args
+    };
+    let args = proof_args(
+        &beta_file,
+        "/r33/alpha/beta",
+        &[format!("http://127.0.0.1:{}", PORTS.grpc(0))],
+    );
+    let built = child::cli_at(
+        &net,
+        BETA_PORTS.grpc(0),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", service_home.log()));
+    let first_anchor = written.elapsed();
+    let built: serde_json::Value = serde_json::from_str(&built).unwrap();
+    let args = proof_args(&alpha_file, "/r33/alpha", &[]);
+    child::cli_at(
+        &net,
+        PORTS.grpc(0),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    miner.abort();
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe {
+        libc::kill(-(service.id() as i32), libc::SIGKILL);
+    }
+    service.wait().unwrap();
+
+    // Verified offline against the gateway and a Bitcoin block the verifier knows.
+    let tip = built["bitcoin_tip"].as_str().unwrap().to_owned();
+    let verify = |file: &std::path::Path, trust: &[&str]| {
+        let mut args = vec![
+            "proof",
+            "verify",
+            file.to_str().unwrap(),
+            "--gateway",
+            &address,
+            "--chain-id",
+            "33",
+            "--network",
+            "regtest",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(trust);
+        child::cli(&net, &args)
+    };
+    let verified: serde_json::Value =
+        serde_json::from_str(&verify(&beta_file, &["--trusted-block", &tip]).unwrap()).unwrap();
+    assert_eq!(verified["subnet"], "/r33/alpha/beta");
+    assert_eq!(
+        verified["value"],
+        hex::encode("hello from the blocktree"),
+        "{verified}"
+    );
+    assert_eq!(verified["signing_set_bound"], true, "{verified}");
+    let steps = verified["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "{verified}");
+    eprintln!(
+        "blocktree proof, depth 2:\n{}",
+        serde_json::to_string_pretty(steps).unwrap()
+    );
+    let alpha_tip = {
+        let proof = BlocktreeProof::decode(&std::fs::read(&alpha_file).unwrap()).unwrap();
+        let anchor = AnchorProof::decode(&proof.anchor.bitcoin).unwrap();
+        anchor.headers.last().unwrap().block_hash().to_string()
+    };
+    let verified_alpha: serde_json::Value =
+        serde_json::from_str(&verify(&alpha_file, &["--trusted-block", &alpha_tip]).unwrap())
+            .unwrap();
+    assert_eq!(verified_alpha["subnet"], "/r33/alpha");
+
+    // Too little work on top: the headers carry less than the verifier requires.
+    let work = verified["bitcoin_work"].as_str().unwrap();
+    let more = format!(
+        "{:#x}",
+        u128::from_str_radix(work.trim_start_matches("0x"), 16).unwrap() + 1
+    );
+    let refused = verify(&beta_file, &["--min-work", &more]).unwrap_err();
+    assert!(format!("{refused:#}").contains("carry work"), "{refused:#}");
+    assert!(verify(&beta_file, &["--min-work", work]).is_ok());
+    // Another gateway, another chain, a block the proof does not reach: refused.
+    let elsewhere = EthAddress::repeat_byte(0x77).to_string();
+    assert!(child::cli(
+        &net,
+        &[
+            "proof",
+            "verify",
+            beta_file.to_str().unwrap(),
+            "--gateway",
+            &elsewhere,
+            "--network",
+            "regtest",
+            "--trusted-block",
+            &tip
+        ]
+    )
+    .is_err());
+    assert!(verify(&beta_file, &["--trusted-block", &"00".repeat(32)]).is_err());
+
+    // Flipping any single byte of the file makes verification fail.
+    let bytes = std::fs::read(&beta_file).unwrap();
+    let trust = TrustRoots {
+        rsk_chain_id: 33,
+        gateway: gateway.address().into_array(),
+        network: Network::Regtest,
+        bitcoin: ChainTrust::Extends(tip.parse().unwrap()),
+    };
+    assert!(BlocktreeProof::decode(&bytes)
+        .unwrap()
+        .verify(&trust)
+        .is_ok());
+    for i in 0..bytes.len() {
+        let mut tampered = bytes.clone();
+        tampered[i] ^= 0x01;
+        let outcome = BlocktreeProof::decode(&tampered).and_then(|p| p.verify(&trust));
+        assert!(
+            outcome.is_err(),
+            "flipping byte {i} of {} verified",
+            bytes.len()
+        );
+    }
+
+    // How long a write takes to reach Bitcoin, in blocks of each layer.
+    let proof = BlocktreeProof::decode(&bytes).unwrap();
+    let beta_checkpoint = Checkpoint::abi_decode(&proof.levels[0].checkpoint).unwrap();
+    let record: StoredCheckpoint =
+        borsh::from_slice(&proof.levels[0].accepted.as_ref().unwrap().record).unwrap();
+    let alpha_checkpoint = Checkpoint::abi_decode(&proof.levels[1].checkpoint).unwrap();
+    let anchor = gateway
+        .view("latestAnchor", &IpsatGateway::latestAnchorCall {}, None)
+        .await
+        .unwrap();
+    eprintln!(
+        "write in beta -> first Bitcoin anchor covering it: {:.0} s; beta {} -> checkpoint {} \
+         ({} blocks), accepted at alpha {} -> alpha checkpoint {} ({} alpha blocks since the \
+         write), anchored at RSK {} ({} RSK blocks since the write), Bitcoin block {} ({} blocks \
+         after activation); proof {} bytes (depth 1: {} bytes)",
+        first_anchor.as_secs_f64(),
+        heights_at_write.0,
+        beta_checkpoint.height,
+        beta_checkpoint.height - heights_at_write.0,
+        record.recorded_at,
+        alpha_checkpoint.height,
+        alpha_checkpoint.height - heights_at_write.1,
+        proof.anchor.rsk_height,
+        proof.anchor.rsk_height - heights_at_write.2,
+        anchor.btcHeight,
+        anchor.btcHeight - btc_at_write,
+        bytes.len(),
+        std::fs::metadata(&alpha_file).unwrap().len(),
+    );
+    assert_eq!(proxy.refusals(), 0, "the RSK-strict filter refused a call");
 }

@@ -744,7 +744,9 @@ async fn leave_claim_bounded_logs_and_anchor_record() {
     // Anchors: only the anchorer (the deployer here) may record one.
     let root = blocktree_root(&net).await;
     reverted_with(
-        leaver.record_anchor(root, 1, B256::repeat_byte(9), 101).await,
+        leaver
+            .record_anchor(root, 1, B256::repeat_byte(9), 101)
+            .await,
         "NotAnchorer",
     );
     net.admin

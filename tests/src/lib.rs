@@ -1,7 +1,8 @@
 //! Harness for the multi-process integration tests: a local testnet of real `ipsat` nodes,
 //! each supervising a real CometBFT, created with `ipsat testnet init` and driven over gRPC.
 //!
-//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]), the container devnet of
+//! Also starts anvil behind the RSK-strict JSON-RPC filter ([`rsk`]), btcd ([`btcd`]) and the
+//! anchoring service ([`anchoring`]), the container devnet of
 //! `devnet/docker-compose.yml` under podman ([`containers`]), child subnets through the CLI
 //! ([`child`]) and a lying parent endpoint, a fake for the one fault no real node produces
 //! ([`lying`]).
@@ -9,6 +10,7 @@
 //! It owns processes and temporary directories only; it must not reach into node internals,
 //! so the tests see exactly what an operator and a dApp see.
 
+pub mod anchoring;
 pub mod btcd;
 pub mod child;
 pub mod containers;

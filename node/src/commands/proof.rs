@@ -94,7 +94,12 @@ pub struct BuildArgs {
     pub bitcoin_rpc: Option<String>,
     #[arg(long, env = "IPSAT_BITCOIN_USER", default_value = "")]
     pub bitcoin_user: String,
-    #[arg(long, env = "IPSAT_BITCOIN_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "IPSAT_BITCOIN_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub bitcoin_password: String,
     #[command(flatten)]
     pub gateway: Option<GatewayArgs>,
@@ -292,10 +297,7 @@ async fn build(args: BuildArgs, node: &str, output: Output) -> Result<()> {
                     "gave up after {} s: {why}",
                     args.wait_timeout_secs
                 );
-                eprintln!(
-                    "waiting ({:.0} s): {why}",
-                    started.elapsed().as_secs_f64()
-                );
+                eprintln!("waiting ({:.0} s): {why}", started.elapsed().as_secs_f64());
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
             Attempt::NotYet(NotYet(why)) => bail!("{why} (--wait waits for it)"),
@@ -398,10 +400,7 @@ impl Sources {
                 if cp.is_zero() {
                     [0; 32]
                 } else {
-                    blocktree::leaf(
-                        &ipsat_checkpoint::SubnetHash(id.0),
-                        &CheckpointHash(cp.0),
-                    )
+                    blocktree::leaf(&ipsat_checkpoint::SubnetHash(id.0), &CheckpointHash(cp.0))
                 }
             })
             .collect();
@@ -691,7 +690,9 @@ async fn prove_state(
         .with_context(|| format!("proving state at height {height}"))?
         .into_inner();
     let state = response.proof.context("the node served no state proof")?;
-    let history = response.history.context("the node served no history proof")?;
+    let history = response
+        .history
+        .context("the node served no history proof")?;
     let hashes = |list: &[Vec<u8>]| -> Result<Vec<[u8; 32]>> {
         list.iter().map(|h| hash32(h, "history hash")).collect()
     };
