@@ -288,10 +288,12 @@ impl QueryService for Api {
         }
         let history_height = match request.history_height {
             0 => request.height,
-            h if h < request.height => return Err(Status::invalid_argument(format!(
+            h if h < request.height => {
+                return Err(Status::invalid_argument(format!(
                 "history_height {h} is below height {}: a history root holds only earlier states",
                 request.height
-            ))),
+            )))
+            }
             h => h,
         };
         let query = self.query.clone();

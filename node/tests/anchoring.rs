@@ -16,7 +16,7 @@ use ipsat_anchor::bitcoin::hashes::Hash as _;
 use ipsat_checkpoint::{SubnetHash, ValidatorSetHash};
 use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway, JoinKeys};
 use ipsat_tests::anchoring::{AnchorHome, AnchorSettings};
-use ipsat_tests::btcd::{txs_committing, Btcd, ACTIVATION_HEIGHT};
+use ipsat_tests::btcd::{txs_committing, Btcd};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use ipsat_tests::wait_until;
 
@@ -105,21 +105,15 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
     checkpointed_subnet(&gateway, &admin).await;
 
     // Bitcoin: btcd mining to the service's address, segwit active, a mature coinbase to spend.
-    let btcd = Btcd::start(&service_home.bitcoin_address).await;
-    btcd.mine(ACTIVATION_HEIGHT).await;
+    let btcd = Btcd::start_active(&service_home.bitcoin_address).await;
     let rpc = btcd.rpc();
-    let coinbase = rpc
-        .get_block(&rpc.get_block_hash(1).await.unwrap())
-        .await
-        .unwrap()
-        .txdata[0]
-        .compute_txid();
+    let coinbase = btcd.first_coinbase().await;
     service_home.configure(
         &btcd,
         &AnchorSettings {
             rsk: &proxy.url,
             gateway: &gateway.address().to_string(),
-            fund: &format!("{coinbase}:0"),
+            fund: &coinbase,
             period_rsk_blocks: 5,
             confirmations: CONFIRMATIONS,
         },

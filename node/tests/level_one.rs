@@ -24,7 +24,7 @@ use ipsat_core::crossnet::StoredCheckpoint;
 use ipsat_core::Address;
 use ipsat_rootnet_bridge::{merkle, Gateway, GatewayConfig, IpsatGateway};
 use ipsat_tests::anchoring::{AnchorHome, AnchorSettings};
-use ipsat_tests::btcd::{Btcd, ACTIVATION_HEIGHT};
+use ipsat_tests::btcd::Btcd;
 use ipsat_tests::child::{self, ChildPorts};
 use ipsat_tests::rsk::{Anvil, RskStrictProxy, DEV_KEY};
 use ipsat_tests::{wait_until, Testnet};
@@ -451,46 +451,20 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
     }
     assert!(submitters >= 2, "the rotation spreads submissions");
 
-    // A key written in beta (level 2) and one in alpha (level 1) are proven to a Bitcoin block
-    // once the anchoring service has committed a blocktree root that covers them.
-    let write = |grpc: u16, subnet: &str| {
-        for args in [
-            &["keyspace-create", "notes"][..],
-            &["kv-put", "notes", "greeting", "hello from the blocktree"][..],
-        ] {
-            let mut all = vec!["tx", "--from", "account-1", "--subnet", subnet];
-            all.extend_from_slice(args);
-            child::cli_at(&net, grpc, &all).unwrap();
-        }
-    };
-    write(BETA_PORTS.grpc(0), "/r33/alpha/beta");
-    write(PORTS.grpc(0), "/r33/alpha");
-    let written = Instant::now();
-    let heights_at_write = (
-        beta.status().await.unwrap().height,
-        client.status().await.unwrap().height,
-        gateway.rpc().block_number().await.unwrap(),
-    );
-    let btcd = Btcd::start(&service_home.bitcoin_address).await;
-    btcd.mine(ACTIVATION_HEIGHT).await;
+    // The anchoring service commits the blocktree into btcd, which mines every two seconds.
+    let btcd = Btcd::start_active(&service_home.bitcoin_address).await;
     let bitcoin = btcd.rpc();
-    let coinbase = bitcoin
-        .get_block(&bitcoin.get_block_hash(1).await.unwrap())
-        .await
-        .unwrap()
-        .txdata[0]
-        .compute_txid();
+    let coinbase = btcd.first_coinbase().await;
     service_home.configure(
         &btcd,
         &AnchorSettings {
             rsk: &proxy.url,
             gateway: &address,
-            fund: &format!("{coinbase}:0"),
+            fund: &coinbase,
             period_rsk_blocks: 5,
             confirmations: 1,
         },
     );
-    let btc_at_write = bitcoin.get_block_count().await.unwrap();
     let mut service = service_home.start();
     // Bitcoin blocks every two seconds, as a regtest miner would.
     let miner = {
@@ -502,6 +476,28 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
             }
         })
     };
+    // A key written in beta (level 2) and one in alpha (level 1) are proven to a Bitcoin block
+    // once the service has anchored a blocktree root that covers them: beta's at the height of
+    // its write, through the history root of a later checkpoint.
+    let write = |grpc: u16, subnet: &str| {
+        for args in [
+            &["keyspace-create", "notes"][..],
+            &["kv-put", "notes", "greeting", "hello from the blocktree"][..],
+        ] {
+            let mut all = vec!["tx", "--from", "account-1", "--subnet", subnet];
+            all.extend_from_slice(args);
+            child::cli_at(&net, grpc, &all).unwrap();
+        }
+    };
+    write(BETA_PORTS.grpc(0), "/r33/alpha/beta");
+    let written = Instant::now();
+    let btc_at_write = bitcoin.get_block_count().await.unwrap();
+    let heights_at_write = (
+        beta.status().await.unwrap().height,
+        client.status().await.unwrap().height,
+        gateway.rpc().block_number().await.unwrap(),
+    );
+    write(PORTS.grpc(0), "/r33/alpha");
     let proofs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let beta_file = proofs.join("blocktree-proof-depth2.ipbt");
     let alpha_file = proofs.join("blocktree-proof-depth1.ipbt");
@@ -533,11 +529,12 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         rsk_args(&mut args);
         args
     };
-    let args = proof_args(
+    let mut args = proof_args(
         &beta_file,
         "/r33/alpha/beta",
         &[format!("http://127.0.0.1:{}", PORTS.grpc(0))],
     );
+    args.extend(["--height".to_owned(), heights_at_write.0.to_string()]);
     let built = child::cli_at(
         &net,
         BETA_PORTS.grpc(0),
@@ -582,6 +579,7 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
     let verified: serde_json::Value =
         serde_json::from_str(&verify(&beta_file, &["--trusted-block", &tip]).unwrap()).unwrap();
     assert_eq!(verified["subnet"], "/r33/alpha/beta");
+    assert_eq!(verified["height"], heights_at_write.0);
     assert_eq!(
         verified["value"],
         hex::encode("hello from the blocktree"),
@@ -661,15 +659,16 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
     let record: StoredCheckpoint =
         borsh::from_slice(&proof.levels[0].accepted.as_ref().unwrap().record).unwrap();
     let alpha_checkpoint = Checkpoint::abi_decode(&proof.levels[1].checkpoint).unwrap();
-    let anchor = gateway
-        .view("latestAnchor", &IpsatGateway::latestAnchorCall {}, None)
-        .await
-        .unwrap();
+    let anchored_in = AnchorProof::decode(&proof.anchor.bitcoin).unwrap().headers[0].block_hash();
+    let mut btc_height = btc_at_write;
+    while bitcoin.get_block_hash(btc_height).await.unwrap() != anchored_in {
+        btc_height += 1;
+    }
     eprintln!(
         "write in beta -> first Bitcoin anchor covering it: {:.0} s; beta {} -> checkpoint {} \
          ({} blocks), accepted at alpha {} -> alpha checkpoint {} ({} alpha blocks since the \
          write), anchored at RSK {} ({} RSK blocks since the write), Bitcoin block {} ({} blocks \
-         after activation); proof {} bytes (depth 1: {} bytes)",
+         since the write); proof {} bytes (depth 1: {} bytes)",
         first_anchor.as_secs_f64(),
         heights_at_write.0,
         beta_checkpoint.height,
@@ -679,8 +678,8 @@ async fn a_level_one_subnet_lives_under_the_gateway() {
         alpha_checkpoint.height - heights_at_write.1,
         proof.anchor.rsk_height,
         proof.anchor.rsk_height - heights_at_write.2,
-        anchor.btcHeight,
-        anchor.btcHeight - btc_at_write,
+        btc_height,
+        btc_height - btc_at_write,
         bytes.len(),
         std::fs::metadata(&alpha_file).unwrap().len(),
     );

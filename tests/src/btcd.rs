@@ -99,6 +99,24 @@ impl Btcd {
         node
     }
 
+    /// Starts btcd as [`Self::start`] does and mines until segwit is active; its first
+    /// coinbase (see [`Self::first_coinbase`]) is then mature.
+    pub async fn start_active(mining_address: &Address) -> Btcd {
+        let node = Self::start(mining_address).await;
+        node.mine(ACTIVATION_HEIGHT).await;
+        node
+    }
+
+    /// The output of block 1's coinbase, `txid:0`, which pays the mining address.
+    pub async fn first_coinbase(&self) -> String {
+        let rpc = self.rpc();
+        let block = rpc
+            .get_block(&rpc.get_block_hash(1).await.unwrap())
+            .await
+            .unwrap();
+        format!("{}:0", block.txdata[0].compute_txid())
+    }
+
     /// Its output so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("btcd.stdout")).unwrap_or_default()
