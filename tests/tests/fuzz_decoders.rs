@@ -14,10 +14,11 @@ use ipsat_anchor::bitcoin::{
     Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
     TxMerkleNode, TxOut, Txid, Witness,
 };
-use ipsat_anchor::{anchor_script, AnchorProof};
+use ipsat_anchor::{anchor_script, AnchorProof, ChainTrust};
 use ipsat_checkpoint::{
     BlsSecretKey, Certificate, Checkpoint, CheckpointHash, SubnetHash, ValidatorSetHash,
 };
+use ipsat_core::blocktree::{BlocktreeProof, TrustRoots};
 use ipsat_core::system::SystemTx;
 use ipsat_core::{tx, Address, CheckpointVote, SubnetId, VoteExtension};
 use ipsat_proto::v1::{self as pb, tx_body::Msg};
@@ -212,6 +213,41 @@ fn anchor_proofs() {
             let sum = sha256d::Hash::hash(&fixed[..body]);
             fixed[body..].copy_from_slice(&sum.as_byte_array()[..4]);
             check(&fixed);
+        }
+    });
+}
+
+/// The real depth-2 blocktree proof kept as a benchmark fixture: every mutation that still
+/// decodes re-encodes to itself and is refused by the verifier unless it is the original.
+#[test]
+fn blocktree_proofs() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/benches/fixtures/blocktree-proof-depth2.ipbt"
+    );
+    let original = std::fs::read(path).unwrap();
+    let proof = BlocktreeProof::decode(&original).unwrap();
+    let tip = AnchorProof::decode(&proof.anchor.bitcoin)
+        .unwrap()
+        .headers
+        .last()
+        .unwrap()
+        .block_hash();
+    let mut gateway = [0u8; 20];
+    hex::decode_to_slice("5fbdb2315678afecb367f032d93f642f64180aa3", &mut gateway).unwrap();
+    let trust = TrustRoots {
+        rsk_chain_id: 33,
+        gateway,
+        network: ipsat_anchor::bitcoin::Network::Regtest,
+        bitcoin: ChainTrust::Extends(tip),
+    };
+    assert!(proof.verify(&trust).is_ok());
+    fuzz(6, std::slice::from_ref(&original), |raw| {
+        if let Ok(decoded) = BlocktreeProof::decode(raw) {
+            assert_eq!(decoded.encode(), raw, "a non-canonical proof decoded");
+            if raw != original.as_slice() {
+                assert!(decoded.verify(&trust).is_err(), "a damaged proof verified");
+            }
         }
     });
 }

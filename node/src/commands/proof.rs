@@ -409,7 +409,13 @@ impl Sources {
             "the gateway's blocktree at RSK height {} does not have the anchored root",
             anchor.rskHeight
         );
-        let anchored = CheckpointHash(leaves.checkpointHashes[index].0);
+        let anchored = CheckpointHash(
+            leaves
+                .checkpointHashes
+                .get(index)
+                .context("the gateway served fewer checkpoint hashes than subnets")?
+                .0,
+        );
         if anchored == CheckpointHash::default() {
             return not_yet(format!("no checkpoint of {level_one} is anchored yet"));
         }
