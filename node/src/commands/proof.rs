@@ -92,8 +92,10 @@ pub struct BuildArgs {
     /// Bitcoin Core-compatible JSON-RPC (btcd or bitcoind).
     #[arg(long, env = "IPSAT_BITCOIN_RPC")]
     pub bitcoin_rpc: Option<String>,
+    /// The Bitcoin RPC user.
     #[arg(long, env = "IPSAT_BITCOIN_USER", default_value = "")]
     pub bitcoin_user: String,
+    /// The Bitcoin RPC password.
     #[arg(
         long,
         env = "IPSAT_BITCOIN_PASSWORD",
