@@ -37,6 +37,39 @@ pub struct Config {
     pub gateway: GatewayLinkConfig,
     #[serde(default)]
     pub anchor: AnchorConfig,
+    #[serde(default)]
+    pub explorer: ExplorerConfig,
+}
+
+/// `[explorer]`: the web page showing the tree this node sees (its subnet, the children it
+/// delivers checkpoints of, the gateway and the latest Bitcoin anchor). Off unless `listen`
+/// is set: a validator serves nothing it was not asked to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplorerConfig {
+    /// Where the page and its JSON are served, e.g. `127.0.0.1:8080`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// A Bitcoin Core-compatible JSON-RPC, for anchor confirmations and for checking that a
+    /// proof's Bitcoin block is in its best chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitcoin_rpc: Option<String>,
+    pub bitcoin_user: String,
+    pub bitcoin_password: String,
+    /// The Bitcoin network proofs are checked against.
+    pub network: String,
+}
+
+impl Default for ExplorerConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            bitcoin_rpc: None,
+            bitcoin_user: String::new(),
+            bitcoin_password: String::new(),
+            network: "regtest".into(),
+        }
+    }
 }
 
 /// `[anchor]`: the anchoring service (`ipsat anchor start`), which commits the gateway's

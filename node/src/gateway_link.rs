@@ -54,6 +54,36 @@ pub async fn connect(config: &GatewayLinkConfig, sender: &secp256k1::SecretKey) 
         .with_context(|| format!("connecting to the RSK gateway {address} at {rpc}"))
 }
 
+/// [`connect`], retried every few seconds while RSK does not answer: a validator started
+/// before its RSK node (a reboot, a devnet) waits for it instead of exiting. A config that
+/// cannot work fails at once.
+pub async fn connect_when_reachable(
+    config: &GatewayLinkConfig,
+    sender: &secp256k1::SecretKey,
+) -> Result<Gateway> {
+    config
+        .address
+        .as_deref()
+        .unwrap_or_default()
+        .parse::<EthAddress>()
+        .context("[gateway] address is not a 20-byte hex address")?;
+    let mut attempt = 0u32;
+    loop {
+        match connect(config, sender).await {
+            Ok(gateway) => return Ok(gateway),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(
+                    attempt,
+                    error = format!("{e:#}"),
+                    "RSK gateway not reachable yet; retrying"
+                );
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt.min(5)))).await;
+            }
+        }
+    }
+}
+
 /// Waits `interval` or until shutdown; `false` once shutting down.
 async fn pause(shutdown: &mut watch::Receiver<bool>, interval: Duration) -> bool {
     tokio::select! {

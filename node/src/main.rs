@@ -12,6 +12,7 @@ mod cometbft;
 mod commands;
 mod config;
 mod delivery;
+mod explorer;
 #[cfg(test)]
 mod fuzz;
 mod gateway_link;
@@ -132,6 +133,10 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Keys(command) => commands::keys::run(command, &keys_dir, cli.output),
         Command::Testnet(TestnetCommand::Init(args)) => commands::testnet::run(args, cli.output),
+        Command::Testnet(TestnetCommand::Tree(args)) => commands::tree::run(args, cli.output).await,
+        Command::Testnet(TestnetCommand::Status(args)) => {
+            commands::tree::status(args, cli.output).await
+        }
         Command::Node(command) => commands::node::run(command, &cli.home).await,
         Command::Tx(args) => commands::tx::run(args, &cli.home, &cli.node, cli.output).await,
         Command::Query(command) => {

@@ -19,6 +19,7 @@ use crate::abci::AbciApp;
 use crate::cometbft::{self, CometRpc};
 use crate::config::{state_db_path, Config, GatewayLinkConfig};
 use crate::delivery::Delivery;
+use crate::explorer;
 use crate::gateway_link::{self, CheckpointSubmitter, RskFollower};
 use crate::gossip::Gossip;
 use crate::grpc::Api;
@@ -192,6 +193,25 @@ pub async fn start(home: &Path) -> Result<()> {
         tracing::info!(%listen, "Prometheus metrics at /metrics");
     }
 
+    if let Some(listen) = config.explorer.listen {
+        let listener = explorer::bind(listen).await?;
+        let sources = explorer::tree::Sources {
+            own: format!("http://{}", loopback(config.grpc.listen)),
+            children: config
+                .checkpoints
+                .children
+                .iter()
+                .filter_map(|child| child.grpc.clone())
+                .collect(),
+            gateway: config.gateway.clone(),
+            explorer: config.explorer.clone(),
+        };
+        supervisor.spawn("explorer", |shutdown| {
+            explorer::serve(listener, sources, shutdown)
+        });
+        tracing::info!(%listen, "explorer at http://{listen}/");
+    }
+
     if config.cometbft.supervise {
         let log = home.join("logs").join("cometbft.log");
         let binary = config.cometbft.binary.clone();
@@ -205,6 +225,15 @@ pub async fn start(home: &Path) -> Result<()> {
     supervisor.run().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Where this host reaches a listener bound to `listen`: loopback when it binds every address.
+fn loopback(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    if listen.ip().is_unspecified() {
+        (std::net::Ipv4Addr::LOCALHOST, listen.port()).into()
+    } else {
+        listen
+    }
 }
 
 /// The parts of the node the gateway link shares.
@@ -229,7 +258,7 @@ async fn start_gateway_link(
         Some(key) => key.secret,
         None => secp256k1::SecretKey::new(&mut secp256k1::rand::thread_rng()),
     };
-    let gateway = Arc::new(gateway_link::connect(config, &sender).await?);
+    let gateway = Arc::new(gateway_link::connect_when_reachable(config, &sender).await?);
     let poll_interval = Duration::from_millis(config.poll_interval_ms.max(50));
     tracing::info!(gateway = %gateway.address(), "following RSK for the subnet's attestations");
     let follower = RskFollower {

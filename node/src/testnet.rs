@@ -15,8 +15,8 @@ use toml_edit::{value, DocumentMut};
 use crate::cometbft::run_command;
 use crate::commands::tx::{ClientConfig, CLIENT_CONFIG};
 use crate::config::{
-    keys_dir, AbciConfig, AnchorConfig, CheckpointsConfig, CometConfig, Config, GatewayLinkConfig,
-    GrpcConfig, MetricsConfig, P2pConfig, ParentConfig,
+    keys_dir, AbciConfig, AnchorConfig, CheckpointsConfig, CometConfig, Config, ExplorerConfig,
+    GatewayLinkConfig, GrpcConfig, MetricsConfig, P2pConfig, ParentConfig,
 };
 use crate::keys;
 
@@ -269,6 +269,7 @@ pub fn node_config(
         parent: ParentConfig::default(),
         gateway: GatewayLinkConfig::default(),
         anchor: AnchorConfig::default(),
+        explorer: ExplorerConfig::default(),
     }
 }
 

@@ -89,7 +89,7 @@ async fn start(home: &Path, config: &Config) -> Result<()> {
             .as_deref()
             .context("[anchor] rsk_key is not set")?,
     )?;
-    let gateway = gateway_link::connect(&config.gateway, &rsk_key.secret).await?;
+    let gateway = gateway_link::connect_when_reachable(&config.gateway, &rsk_key.secret).await?;
     std::fs::create_dir_all(home.join("data"))?;
     let rpc = RpcClient::new(bitcoin_rpc, &anchor.bitcoin_user, &anchor.bitcoin_password)?;
     let mut anchorer = Anchorer::open(

@@ -34,6 +34,12 @@ pub enum GatewayCommand {
     /// genesis (members whose BLS proof of possession fails are left out), CometBFT and
     /// ipsat configs with a `[gateway]` section.
     Init(InitArgs),
+    /// Register a level-1 subnet on the gateway, paying the gateway's registration deposit
+    /// from --key (paid back once the subnet has ended).
+    Register(RegisterArgs),
+    /// Deposit RBTC from --key's RSK account into a level-1 subnet, minted there for TO once a
+    /// quorum of its validators attested the deposit's RSK block.
+    Fund(FundArgs),
 }
 
 /// Where the gateway is.
@@ -90,6 +96,41 @@ pub struct InitArgs {
     pub gateway: GatewayArgs,
 }
 
+#[derive(Args)]
+pub struct RegisterArgs {
+    /// The subnet's name under the gateway ([a-z0-9-], at most 32).
+    pub name: String,
+    /// Validators needed before the subnet starts (1 to 100).
+    #[arg(long)]
+    pub min_validators: u64,
+    /// Least collateral of a validator, wei.
+    #[arg(long)]
+    pub min_collateral: Amount,
+    /// Subnet blocks between two checkpoints.
+    #[arg(long)]
+    pub checkpoint_period: u64,
+    /// The key (in --home) that registers and pays the deposit.
+    #[arg(long)]
+    pub key: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+#[derive(Args)]
+pub struct FundArgs {
+    /// The level-1 subnet's name under the gateway.
+    pub name: String,
+    /// The account credited in the subnet (0x-prefixed, 20 bytes).
+    pub to: Address,
+    /// Amount in wei (atto-RBTC).
+    pub amount: Amount,
+    /// The key (in --home) whose RSK account pays.
+    #[arg(long)]
+    pub key: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
 impl GatewayArgs {
     /// The `[gateway]` section these arguments describe.
     pub(crate) fn link(&self) -> GatewayLinkConfig {
@@ -124,7 +165,62 @@ pub async fn run(command: GatewayCommand, home: &Path, output: Output) -> Result
     match command {
         GatewayCommand::Join(args) => join(args, home, output).await,
         GatewayCommand::Init(args) => init(args, home, output).await,
+        GatewayCommand::Register(args) => register(args, home, output).await,
+        GatewayCommand::Fund(args) => fund(args, home, output).await,
     }
+}
+
+async fn register(args: RegisterArgs, home: &Path, output: Output) -> Result<()> {
+    let key = keys::load(&keys_dir(home), &args.key)?;
+    let gateway = connect(&args.gateway, &key).await?;
+    let subnet = gateway
+        .register_subnet(
+            &args.name,
+            args.min_validators,
+            U256::from(args.min_collateral.atto()),
+            args.checkpoint_period,
+        )
+        .await
+        .with_context(|| format!("registering {} on the gateway", args.name))?;
+    print(
+        output,
+        format!(
+            "registered {} on the gateway {} (subnet id {subnet})",
+            args.name, args.gateway.gateway
+        ),
+        json!({"subnet": args.name, "subnet_id": subnet.to_string(),
+               "gateway": args.gateway.gateway.to_string()}),
+    );
+    Ok(())
+}
+
+async fn fund(args: FundArgs, home: &Path, output: Output) -> Result<()> {
+    let key = keys::load(&keys_dir(home), &args.key)?;
+    let gateway = connect(&args.gateway, &key).await?;
+    let subnet = subnet_hash(&gateway, &args.name).await?;
+    let receipt = gateway
+        .fund(
+            subnet,
+            EthAddress::from(args.to.0),
+            U256::from(args.amount.atto()),
+        )
+        .await
+        .with_context(|| format!("funding {} on the gateway", args.name))?;
+    let block = receipt.block_number.to::<u64>();
+    print(
+        output,
+        format!(
+            "deposited {} wei for {} into {} (RSK tx {}, block {block}); it is minted once that \
+             block is final and attested by the subnet's validators",
+            args.amount.atto(),
+            args.to,
+            args.name,
+            receipt.transaction_hash
+        ),
+        json!({"subnet": args.name, "to": args.to.to_string(), "amount": args.amount.atto().to_string(),
+               "tx": receipt.transaction_hash.to_string(), "block": block}),
+    );
+    Ok(())
 }
 
 async fn join(args: JoinArgs, home: &Path, output: Output) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod relay;
 pub mod status;
 pub mod subnet;
 pub mod testnet;
+pub mod tree;
 pub mod tx;
 
 use anyhow::{Context, Result};

@@ -184,28 +184,29 @@ fn report(output: Output, verified: &VerifiedBlocktree, size: usize) {
         );
     }
     human.push_str(&format!("({size} bytes)"));
-    print(
-        output,
-        human,
-        json!({
-            "verified": true,
-            "subnet": verified.subnet.to_string(),
-            "height": verified.height,
-            "value": verified.value.as_ref().map(hex::encode),
-            "level_one_checkpoint": hex::encode(verified.level_one_checkpoint.0),
-            "signing_set": hex::encode(verified.signing_set.0),
-            "signing_set_bound": verified.signing_set_bound,
-            "blocktree_root": hex::encode(verified.blocktree_root),
-            "anchor_digest": hex::encode(verified.anchor_digest),
-            "bitcoin_txid": verified.bitcoin.txid.to_string(),
-            "bitcoin_block": verified.bitcoin.block_hash.to_string(),
-            "bitcoin_tip": verified.bitcoin.tip_hash.to_string(),
-            "bitcoin_headers": verified.bitcoin.confirmations,
-            "bitcoin_work": format!("{:#x}", verified.bitcoin.total_work),
-            "steps": verified.steps,
-            "bytes": size,
-        }),
-    );
+    print(output, human, verified_json(verified, size));
+}
+
+/// A verified proof for scripts (`--output json`) and the explorer.
+pub(crate) fn verified_json(verified: &VerifiedBlocktree, size: usize) -> serde_json::Value {
+    json!({
+        "verified": true,
+        "subnet": verified.subnet.to_string(),
+        "height": verified.height,
+        "value": verified.value.as_ref().map(hex::encode),
+        "level_one_checkpoint": hex::encode(verified.level_one_checkpoint.0),
+        "signing_set": hex::encode(verified.signing_set.0),
+        "signing_set_bound": verified.signing_set_bound,
+        "blocktree_root": hex::encode(verified.blocktree_root),
+        "anchor_digest": hex::encode(verified.anchor_digest),
+        "bitcoin_txid": verified.bitcoin.txid.to_string(),
+        "bitcoin_block": verified.bitcoin.block_hash.to_string(),
+        "bitcoin_tip": verified.bitcoin.tip_hash.to_string(),
+        "bitcoin_headers": verified.bitcoin.confirmations,
+        "bitcoin_work": format!("{:#x}", verified.bitcoin.total_work),
+        "steps": verified.steps,
+        "bytes": size,
+    })
 }
 
 /// Why a proof cannot be built yet: `--wait` waits these out, anything else is an error.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use ipsat_core::{light, Address};
+use ipsat_core::{light, Address, Amount};
 use ipsat_proto::v1 as pb;
 use ipsat_subnet::components::accounts::{account_key, AccountRecord};
 use ipsat_subnet::components::keyspaces::{keyspace_key, kv_key, KeyspaceRecord};
@@ -18,6 +18,10 @@ pub enum QueryCommand {
     /// Balance and nonce of an address.
     Account {
         address: Address,
+        /// First wait (reporting progress, at most 10 minutes) until the balance is at least
+        /// this many atto-RBTC: a deposit or a release arriving from another layer.
+        #[arg(long, value_name = "AMOUNT")]
+        wait_for: Option<Amount>,
         #[command(flatten)]
         prove: ProveArgs,
     },
@@ -204,7 +208,14 @@ pub async fn run(command: QueryCommand, home: &Path, node: &str, output: Output)
                 }),
             );
         }
-        QueryCommand::Account { address, prove } => {
+        QueryCommand::Account {
+            address,
+            wait_for,
+            prove,
+        } => {
+            if let Some(wanted) = wait_for {
+                wait_for_balance(&mut client, &address, wanted).await?;
+            }
             let response = client
                 .query
                 .get_account(pb::GetAccountRequest {
@@ -394,5 +405,42 @@ mod tests {
             height: 8,
         };
         assert!(check_binding(&proof, &other_height).is_err());
+    }
+}
+
+/// Polls `address`'s balance until it reaches `wanted`, reporting on stderr every 10 s.
+async fn wait_for_balance(
+    client: &mut client::Client,
+    address: &Address,
+    wanted: Amount,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut reported = started;
+    loop {
+        let balance: u128 = client
+            .query
+            .get_account(pb::GetAccountRequest {
+                address: address.0.to_vec(),
+                prove: false,
+            })
+            .await?
+            .into_inner()
+            .account
+            .map_or(Ok(0), |a| a.balance.parse())
+            .context("the node's balance is not a number")?;
+        if balance >= wanted.atto() {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            bail!("{address} holds {balance} atto-RBTC after 10 minutes, not {wanted}");
+        }
+        if reported.elapsed() > std::time::Duration::from_secs(10) {
+            eprintln!(
+                "waiting for {address} to hold {wanted} atto-RBTC: {balance} so far ({} s)",
+                started.elapsed().as_secs()
+            );
+            reported = std::time::Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

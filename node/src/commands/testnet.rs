@@ -14,6 +14,12 @@ use crate::testnet;
 pub enum TestnetCommand {
     /// Generate homes for N validators (on loopback unless --hosts), a shared genesis and funded keys.
     Init(TestnetInitArgs),
+    /// Set up the whole blocktree of the devnet against running RSK and Bitcoin nodes: the
+    /// gateway, level-1 subnet alpha (4 validators), level-2 subnet beta (3), the anchoring
+    /// service's home. Each home gets a `.ready` file once its node may start.
+    Tree(super::tree::TreeArgs),
+    /// Show the tree's subnets, heights, checkpoints and latest anchor, read from an explorer.
+    Status(super::tree::StatusArgs),
 }
 
 #[derive(Args)]
