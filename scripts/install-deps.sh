@@ -17,9 +17,9 @@ go_bin_module_version() { # <binary>: prints the main module version it was buil
 }
 
 # libclang for RocksDB's bindings; podman, its compose and networking, and debootstrap for the
-# container devnet (devnet/docker-compose.yml).
+# container devnet (devnet/docker-compose.yml); Chromium, which renders the explorer in its test.
 apt_packages=(libclang-dev clang podman podman-compose runc netavark aardvark-dns iptables
-  containernetworking-plugins debootstrap)
+  containernetworking-plugins debootstrap chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,38 +1,24 @@
-//! `devnet/docker-compose.yml` under real podman: four validators in their own containers find
-//! each other by name, agree on every block, accept a transfer through a published gRPC port,
-//! stop cleanly on SIGTERM, and resume from their state when the containers are recreated.
+//! `devnet/docker-compose.yml` under real podman-compose: the whole tree, one process per
+//! container (anvil, btcd and its miner, the setup, alpha's four validators, beta's three, the
+//! anchoring service), services finding each other by name. Within a bounded time a beta
+//! checkpoint is accepted in alpha, an alpha checkpoint on the gateway, and an anchor is
+//! confirmed on btcd; alpha's validators agree on every app hash; every validator and the
+//! anchoring service stop cleanly on SIGTERM; recreated containers resume the subnets.
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
 use std::path::Path;
 use std::time::Duration;
 
-use ipsat_core::Address;
-use ipsat_proto::v1::{self as pb};
+use ipsat_proto::v1 as pb;
 use ipsat_tests::containers::ComposeDevnet;
-use ipsat_tests::{address_of, sign_for, transfer, Client};
+use ipsat_tests::tree;
+use ipsat_tests::Client;
 
-const VALIDATORS: u16 = 4;
-
-async fn connect_all(net: &ComposeDevnet) -> Vec<Client> {
-    let mut clients = Vec::new();
-    for i in 0..VALIDATORS {
-        clients.push(net.client(i, Duration::from_secs(90)).await.unwrap());
-    }
-    clients
-}
-
-/// Waits until every validator has committed `height`.
-async fn wait_all(net: &ComposeDevnet, clients: &mut [Client], height: u64) {
-    for (i, client) in clients.iter_mut().enumerate() {
-        if let Err(e) = client
-            .wait_for_height(height, Duration::from_secs(90))
-            .await
-        {
-            panic!("node{i}: {e}\n{}", net.logs(&format!("node{i}")));
-        }
-    }
-}
+const ALPHA_GRPC: [u16; 4] = [9090, 9091, 9092, 9093];
+const SERVICES: [&str; 8] = [
+    "alpha0", "alpha1", "alpha2", "alpha3", "beta0", "beta1", "beta2", "anchor",
+];
 
 async fn header_app_hash(client: &mut Client, height: u64) -> Vec<u8> {
     client
@@ -44,8 +30,16 @@ async fn header_app_hash(client: &mut Client, height: u64) -> Vec<u8> {
         .app_hash
 }
 
+fn all_logs(net: &ComposeDevnet) -> String {
+    ["setup", "alpha0", "beta0", "anchor", "bitcoin", "rsk"]
+        .iter()
+        .map(|s| net.logs(s))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compose_devnet_runs_and_resumes_four_validators() {
+async fn the_compose_tree_anchors_stops_cleanly_and_resumes() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let net = ComposeDevnet::build(
         repo,
@@ -55,70 +49,53 @@ async fn compose_devnet_runs_and_resumes_four_validators() {
     )
     .unwrap();
     net.up().unwrap();
-    let mut clients = connect_all(&net).await;
-    wait_all(&net, &mut clients, 3).await;
-    let reference = header_app_hash(&mut clients[0], 3).await;
+    let anchored =
+        tree::wait_for_anchored_tree(&net.url(8080), &net.url(18334), Duration::from_secs(600))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", all_logs(&net)));
+    eprintln!("anchored tree: {anchored}");
+
+    let mut clients = Vec::new();
+    for port in ALPHA_GRPC {
+        clients.push(net.client(port, Duration::from_secs(60)).await.unwrap());
+    }
+    let height = clients[0].status().await.unwrap().height;
+    for client in &mut clients {
+        client
+            .wait_for_height(height, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let reference = header_app_hash(&mut clients[0], height).await;
     assert_eq!(reference.len(), 32);
     for (i, client) in clients.iter_mut().enumerate().skip(1) {
         assert_eq!(
-            header_app_hash(client, 3).await,
+            header_app_hash(client, height).await,
             reference,
-            "node{i} disagrees at height 3"
+            "alpha{i} disagrees at height {height}"
         );
     }
-
-    let faucet = net.key("faucet").unwrap();
-    let subnet = clients[0]
-        .status()
-        .await
-        .unwrap()
-        .subnet_id
-        .parse()
-        .unwrap();
-    let recipient = Address([0x42; 20]);
-    let amount = 7_000_000_000_000_000_000u128;
-    let tx = sign_for(&subnet, &faucet, 0, transfer(recipient, amount));
-    let result = clients[0]
-        .broadcast(tx, pb::BroadcastMode::Commit)
-        .await
-        .unwrap();
-    assert_eq!(result.code, 0, "transfer refused: {}", result.log);
-    wait_all(&net, &mut clients, result.height).await;
-    for client in &mut clients {
-        assert_eq!(
-            client.account(recipient).await.unwrap().balance,
-            amount.to_string()
-        );
-    }
-    let faucet_balance = clients[3]
-        .account(address_of(&faucet))
-        .await
-        .unwrap()
-        .balance;
 
     net.stop().unwrap();
-    for i in 0..VALIDATORS {
-        let service = format!("node{i}");
+    for service in SERVICES {
         assert_eq!(
-            net.exit_code(&service).unwrap(),
+            net.exit_code(service).unwrap(),
             0,
             "{service} did not stop cleanly\n{}",
-            net.logs(&service)
+            net.logs(service)
         );
     }
 
     net.down().unwrap();
     net.up().unwrap();
-    let mut clients = connect_all(&net).await;
-    wait_all(&net, &mut clients, result.height + 2).await;
-    for client in &mut clients {
-        assert_eq!(
-            client.account(recipient).await.unwrap().balance,
-            amount.to_string()
-        );
-        assert_eq!(
-            client.account(address_of(&faucet)).await.unwrap().balance,
-            faucet_balance
-        );
-    }
+    let mut alpha = net.client(9090, Duration::from_secs(120)).await.unwrap();
+    alpha
+        .wait_for_height(height + 3, Duration::from_secs(180))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", all_logs(&net)));
+    let mut beta = net.client(9190, Duration::from_secs(120)).await.unwrap();
+    let beta_height = beta.status().await.unwrap().height;
+    beta.wait_for_height(beta_height + 3, Duration::from_secs(180))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", all_logs(&net)));
 }

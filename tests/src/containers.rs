@@ -1,4 +1,4 @@
-//! The container devnet of `devnet/docker-compose.yml`, run by podman-compose under a project
+//! The container tree of `devnet/docker-compose.yml`, run by podman-compose under a project
 //! name, data directory and host address of its own, so it never touches an operator's devnet.
 
 use std::path::{Path, PathBuf};
@@ -6,9 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use secp256k1::SecretKey;
 
-use crate::{load_key, log_tail, Client};
+use crate::{log_tail, Client};
 
 /// A container devnet run by podman-compose under a project name and data directory of its
 /// own; dropping it takes the containers down and removes its network.
@@ -78,12 +77,13 @@ impl ComposeDevnet {
         Ok(())
     }
 
-    /// `podman-compose up -d`: creates the homes on first use, then starts the validators.
+    /// `podman-compose up -d`: the setup creates the tree on first use; every service starts
+    /// once its home is ready.
     pub fn up(&self) -> Result<()> {
         self.compose(&["up", "-d"])
     }
 
-    /// `podman-compose stop`: SIGTERM to every validator.
+    /// `podman-compose stop`: SIGTERM to every service.
     pub fn stop(&self) -> Result<()> {
         self.compose(&["stop"])
     }
@@ -108,7 +108,8 @@ impl ComposeDevnet {
         Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
     }
 
-    /// The last lines a validator's container and its cometbft printed, for failure messages.
+    /// The last lines a service's container printed, and its cometbft's if it runs one, for
+    /// failure messages.
     pub fn logs(&self, service: &str) -> String {
         let container = self
             .podman()
@@ -126,17 +127,16 @@ impl ComposeDevnet {
         )
     }
 
-    /// A gRPC client for validator `i` through its published port.
-    pub async fn client(&self, i: u16, patience: Duration) -> Result<Client> {
-        let endpoint = format!("http://{}:{}", self.bind, 9090 + i);
-        Client::connect(&endpoint, patience)
-            .await
-            .with_context(|| self.logs(&format!("node{i}")))
+    /// A published endpoint: `http://<bind>:<port>`.
+    pub fn url(&self, port: u16) -> String {
+        format!("http://{}:{port}", self.bind)
     }
 
-    /// A funded key `init` created ("faucet").
-    pub fn key(&self, name: &str) -> Result<SecretKey> {
-        load_key(&self.data.path().join("keys").join(format!("{name}.json")))
+    /// A gRPC client for the node publishing gRPC on `port`.
+    pub async fn client(&self, port: u16, patience: Duration) -> Result<Client> {
+        Client::connect(&self.url(port), patience)
+            .await
+            .with_context(|| format!("gRPC on {port}"))
     }
 }
 

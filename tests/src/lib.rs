@@ -18,6 +18,7 @@ pub mod cut;
 pub mod fuzz;
 pub mod lying;
 pub mod rsk;
+pub mod tree;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};

@@ -364,6 +364,43 @@ pub async fn run(command: QueryCommand, home: &Path, node: &str, output: Output)
     Ok(())
 }
 
+/// Polls `address`'s balance until it reaches `wanted`, reporting on stderr every 10 s.
+async fn wait_for_balance(
+    client: &mut client::Client,
+    address: &Address,
+    wanted: Amount,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut reported = started;
+    loop {
+        let balance: u128 = client
+            .query
+            .get_account(pb::GetAccountRequest {
+                address: address.0.to_vec(),
+                prove: false,
+            })
+            .await?
+            .into_inner()
+            .account
+            .map_or(Ok(0), |a| a.balance.parse())
+            .context("the node's balance is not a number")?;
+        if balance >= wanted.atto() {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            bail!("{address} holds {balance} atto-RBTC after 10 minutes, not {wanted}");
+        }
+        if reported.elapsed() > std::time::Duration::from_secs(10) {
+            eprintln!(
+                "waiting for {address} to hold {wanted} atto-RBTC: {balance} so far ({} s)",
+                started.elapsed().as_secs()
+            );
+            reported = std::time::Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,42 +442,5 @@ mod tests {
             height: 8,
         };
         assert!(check_binding(&proof, &other_height).is_err());
-    }
-}
-
-/// Polls `address`'s balance until it reaches `wanted`, reporting on stderr every 10 s.
-async fn wait_for_balance(
-    client: &mut client::Client,
-    address: &Address,
-    wanted: Amount,
-) -> Result<()> {
-    let started = std::time::Instant::now();
-    let mut reported = started;
-    loop {
-        let balance: u128 = client
-            .query
-            .get_account(pb::GetAccountRequest {
-                address: address.0.to_vec(),
-                prove: false,
-            })
-            .await?
-            .into_inner()
-            .account
-            .map_or(Ok(0), |a| a.balance.parse())
-            .context("the node's balance is not a number")?;
-        if balance >= wanted.atto() {
-            return Ok(());
-        }
-        if started.elapsed() > std::time::Duration::from_secs(600) {
-            bail!("{address} holds {balance} atto-RBTC after 10 minutes, not {wanted}");
-        }
-        if reported.elapsed() > std::time::Duration::from_secs(10) {
-            eprintln!(
-                "waiting for {address} to hold {wanted} atto-RBTC: {balance} so far ({} s)",
-                started.elapsed().as_secs()
-            );
-            reported = std::time::Instant::now();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

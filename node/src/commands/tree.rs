@@ -56,7 +56,8 @@ pub struct TreeArgs {
     /// RSK JSON-RPC (anvil in the devnet), as every node reaches it.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub rsk: String,
-    /// Bitcoin JSON-RPC (btcd regtest, mining to <dir>/anchor/mining-address).
+    /// Bitcoin JSON-RPC (btcd regtest, started with `-C <dir>/anchor/btcd.conf`, which names
+    /// the address it mines to).
     #[arg(long, default_value = "http://127.0.0.1:18334")]
     pub bitcoin_rpc: String,
     #[arg(long, default_value = "ipsat")]
@@ -515,7 +516,7 @@ impl Setup {
     }
 
     /// The anchoring service's home with its RSK key (the gateway's anchorer) and its Bitcoin
-    /// key, whose address btcd mines to (`anchor/mining-address`); the anchorer's address.
+    /// key, whose address btcd mines to (`anchor/btcd.conf`); the anchorer's address.
     fn anchor_keys(&self) -> Result<Address> {
         let home = self.dir.join("anchor");
         let anchorer = keys::create(&home.join("keys"), "anchorer")?;
@@ -527,7 +528,11 @@ impl Setup {
         let address = address["address"]
             .as_str()
             .context("anchor address printed no address")?;
-        std::fs::write(home.join("mining-address"), address)?;
+        // btcd reads its mining address from a config file, so no shell has to splice it in.
+        std::fs::write(
+            home.join("btcd.conf"),
+            format!("[Application Options]\nminingaddr={address}\n"),
+        )?;
         Ok(anchorer.address)
     }
 
@@ -589,14 +594,10 @@ impl Setup {
         )?;
         progress(&format!("waiting for Bitcoin at {}", self.args.bitcoin_rpc));
         wait_for("Bitcoin to answer", || async {
-            Ok(rpc.get_block_count().await.ok().map(|_| ()))
+            Ok(Some(rpc.get_block_count().await?))
         })
         .await?;
-        let mining: ipsat_anchor::bitcoin::Address =
-            std::fs::read_to_string(self.dir.join("anchor/mining-address"))?
-                .trim()
-                .parse::<ipsat_anchor::bitcoin::Address<_>>()?
-                .assume_checked();
+        let mining = self.mining_address()?;
         let height = rpc.get_block_count().await?;
         if height < wanted {
             progress(&format!("mining {} Bitcoin blocks", wanted - height));
@@ -605,6 +606,18 @@ impl Setup {
         let first = rpc.get_block(&rpc.get_block_hash(1).await?).await?;
         let coinbase = first.txdata.first().context("block 1 has no coinbase")?;
         Ok(format!("{}:0", coinbase.compute_txid()))
+    }
+
+    /// The address btcd mines to: the anchoring service's.
+    fn mining_address(&self) -> Result<ipsat_anchor::bitcoin::Address> {
+        let config = std::fs::read_to_string(self.dir.join("anchor/btcd.conf"))?;
+        let address = config
+            .lines()
+            .find_map(|line| line.strip_prefix("miningaddr="))
+            .context("anchor/btcd.conf names no miningaddr")?;
+        Ok(address
+            .parse::<ipsat_anchor::bitcoin::Address<_>>()?
+            .assume_checked())
     }
 
     fn configure_anchor(&self, gateway: &str, fund: &str) -> Result<()> {

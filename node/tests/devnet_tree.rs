@@ -1,0 +1,242 @@
+//! `scripts/devnet up` from a clean home starts the whole tree on this machine (anvil as RSK,
+//! btcd, the gateway, alpha of 4, beta of 3, the anchoring service): within a bounded time a
+//! beta checkpoint is accepted in alpha, an alpha checkpoint on the gateway, and an anchor is
+//! confirmed on btcd. The walkthrough `up` prints runs as printed (RBTC from RSK down to beta,
+//! a key proven to Bitcoin and verified, value released back up). The explorer, rendered by
+//! headless Chromium, names both subnets, shows their heights advancing and the anchor, and
+//! checks the walkthrough's proof while refusing a tampered one. The Python example client
+//! signs a transfer that lands. `scripts/devnet down` leaves no process behind.
+//!
+//! It uses the devnet's fixed ports (8545, 18334, 8080, 9090-9093, 9190-9192, 26600-26737):
+//! stop a running devnet before running it.
+
+#![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ipsat_tests::tree;
+
+const EXPLORER: &str = "http://127.0.0.1:8080";
+const BITCOIN_RPC: &str = "http://127.0.0.1:18334";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// `scripts/devnet <args>` on the devnet in `dir`, with this build's ipsat.
+fn devnet(dir: &Path, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/devnet"))
+        .args(args)
+        .env("IPSAT_BIN", env!("CARGO_BIN_EXE_ipsat"))
+        .env("IPSAT_DEVNET_DIR", dir)
+        .env("IPSAT_DEVNET_PATIENCE", "600")
+        .output()
+        .unwrap()
+}
+
+/// Takes the devnet down however the test ends.
+struct Running(PathBuf);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        devnet(&self.0, &["down"]);
+    }
+}
+
+/// Processes whose command line names `dir`.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["setup", "alpha0", "beta0", "anchor", "rsk", "bitcoin"] {
+        out.push_str(&format!(
+            "--- {name} ---\n{}\n",
+            ipsat_tests::log_tail(&dir.join("logs").join(format!("{name}.log")))
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_runs_the_whole_tree() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("devnet");
+    let running = Running(dir.clone());
+
+    let up = devnet(&dir, &["up"]);
+    let printed = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(
+        up.status.success(),
+        "scripts/devnet up failed:\n{printed}\n{}\n{}",
+        String::from_utf8_lossy(&up.stderr),
+        logs(&dir)
+    );
+
+    let anchored = tree::wait_for_anchored_tree(EXPLORER, BITCOIN_RPC, Duration::from_secs(480))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&dir)));
+    eprintln!("anchored tree: {anchored}");
+    for id in ["/r33/alpha", "/r33/alpha/beta"] {
+        let subnet = tree::subnet(&anchored, id).unwrap();
+        let validators = subnet["validators"].as_array().unwrap();
+        assert_eq!(
+            validators.len(),
+            if id == "/r33/alpha" { 4 } else { 3 },
+            "{id}: {subnet}"
+        );
+        assert!(
+            validators.iter().all(|v| v["power"] == 10),
+            "{id}: {subnet}"
+        );
+    }
+
+    // The walkthrough, exactly as `up` printed it.
+    let walkthrough: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("walkthrough:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        walkthrough.len() >= 10,
+        "no walkthrough printed:\n{printed}"
+    );
+    let work = home.path().join("walkthrough");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = format!("set -euo pipefail\n{}\n", walkthrough.join("\n"));
+    let ran = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "the walkthrough failed:\n{script}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr),
+        logs(&dir)
+    );
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(out.contains("notes/hello = world"), "{out}");
+    let proof = std::fs::read(work.join("hello.ipbt")).unwrap();
+
+    // The explorer in a real browser.
+    let first = tree::rendered_dom(EXPLORER).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = tree::rendered_dom(EXPLORER).unwrap();
+    let (before, after) = (tree::shown_heights(&first), tree::shown_heights(&second));
+    assert_eq!(
+        before.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        ["/r33/alpha", "/r33/alpha/beta"],
+        "{first}"
+    );
+    for ((id, was), (_, now)) in before.iter().zip(&after) {
+        assert!(
+            now > was,
+            "{id} did not advance on the page: {was} then {now}"
+        );
+    }
+    let anchor_cell = second
+        .split("id=\"anchor-txid\" class=\"mono\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default();
+    assert_eq!(anchor_cell.len(), 64, "no anchor shown: {second}");
+    assert!(second.contains("accepted by the gateway") || second.contains("the gateway holds"));
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer.png");
+    tree::screenshot(EXPLORER, &shot).unwrap();
+    eprintln!("explorer screenshot: {}", shot.display());
+
+    let http = reqwest::Client::new();
+    let verdict: serde_json::Value = http
+        .post(format!("{EXPLORER}/api/verify"))
+        .body(proof.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verdict["verified"], true, "{verdict}");
+    assert_eq!(verdict["subnet"], "/r33/alpha/beta", "{verdict}");
+    assert!(
+        verdict["bitcoin_check"]
+            .as_str()
+            .unwrap()
+            .contains("best chain"),
+        "{verdict}"
+    );
+    let mut tampered = proof;
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let refused = http
+        .post(format!("{EXPLORER}/api/verify"))
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(refused["verified"], false, "{refused}");
+
+    // The Python example client, generated from proto/, signs a transfer in alpha.
+    let recipient = "0x00000000000000000000000000000000000000a1";
+    let python = Command::new("bash")
+        .arg(repo().join("examples/python/run.sh"))
+        .args(["--node", "127.0.0.1:9090", "--key-file"])
+        .arg(dir.join("keys/faucet.json"))
+        .args(["--to", recipient, "--amount", "123456", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        python.status.success(),
+        "the Python client failed: {}\n{}",
+        String::from_utf8_lossy(&python.stdout),
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&python.stdout).unwrap();
+    assert_eq!(report["subnet_id"], "/r33/alpha", "{report}");
+    let account = Command::new(env!("CARGO_BIN_EXE_ipsat"))
+        .args(["query", "account", recipient, "--prove", "--output", "json"])
+        .args(["--node", "http://127.0.0.1:9090", "--home"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(account.status.success(), "{account:?}");
+    let account: serde_json::Value = serde_json::from_slice(&account.stdout).unwrap();
+    assert_eq!(account["balance"], "123456", "{account}");
+
+    let status = devnet(&dir, &["status"]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains("/r33/alpha/beta") && table.contains("anchor  Bitcoin tx"),
+        "{table}"
+    );
+
+    let down = devnet(&dir, &["down"]);
+    assert!(down.status.success(), "{down:?}");
+    let left = processes_in(&dir);
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+    drop(running);
+}
