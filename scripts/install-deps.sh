@@ -110,6 +110,24 @@ if [ "$(go_bin_module_version "$GOBIN/btcctl")" != "$BTCD_VERSION" ]; then
 fi
 log "btcd + btcctl ${BTCD_VERSION} at $GOBIN/btcd, $GOBIN/btcctl ($("$GOBIN/btcd" --version))"
 
+# --- Python for the example client (examples/python), from PyPI ---------------------------
+# A venv of its own, pinned, so the machine's Python stays untouched; pip uses the machine's
+# index configuration.
+PYTHON_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 protobuf==7.36.2 coincurve==21.0.0
+  pycryptodome==4.4.0)
+PYTHON_VENV="$TOOLS/python"
+python_installed() { # every pinned package is in the venv at its version
+  local found
+  found="$("$PYTHON_VENV/bin/pip" freeze 2>/dev/null | grep -cixF -f <(printf '%s\n' "${PYTHON_PACKAGES[@]}") || true)"
+  [ "$found" = "${#PYTHON_PACKAGES[@]}" ]
+}
+if ! python_installed; then
+  log "installing ${PYTHON_PACKAGES[*]} into $PYTHON_VENV"
+  python3 -m venv "$PYTHON_VENV"
+  "$PYTHON_VENV/bin/pip" install --quiet "${PYTHON_PACKAGES[@]}"
+fi
+log "python packages for examples/python in $PYTHON_VENV"
+
 # --- Container base image for the devnet ---------------------------------------------------
 # A minimal Debian 12 root filesystem from Debian's mirror, imported into podman once;
 # devnet/images.sh adds ipsat and cometbft to it without downloading anything.
