@@ -390,6 +390,14 @@ impl Setup {
             std::fs::write(self.alpha.home(&self.dir, i).join(".ready"), b"")?;
         }
 
+        // The client home verifies alpha's proofs (`ipsat query ... --prove`) from its genesis.
+        std::fs::copy(
+            self.alpha
+                .home(&self.dir, 0)
+                .join("cometbft/config/genesis.json"),
+            self.dir.join("config/genesis.json"),
+        )
+        .context("copying alpha's genesis into the client home")?;
         progress("alpha: waiting for its first blocks (its nodes start now)");
         let alpha = self.alpha.grpc_url(0);
         wait_for("alpha's first blocks", || async {
