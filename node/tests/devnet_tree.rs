@@ -83,7 +83,12 @@ async fn the_devnet_runs_the_whole_tree() {
     let dir = home.path().join("devnet");
     let running = Running(dir.clone());
 
+    let started = std::time::Instant::now();
     let up = devnet(&dir, &["up"]);
+    eprintln!(
+        "scripts/devnet up: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let printed = String::from_utf8_lossy(&up.stdout).into_owned();
     assert!(
         up.status.success(),
@@ -95,7 +100,10 @@ async fn the_devnet_runs_the_whole_tree() {
     let anchored = tree::wait_for_anchored_tree(EXPLORER, BITCOIN_RPC, Duration::from_secs(480))
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&dir)));
-    eprintln!("anchored tree: {anchored}");
+    eprintln!(
+        "first anchor confirmed twice on btcd {:.1} s after up began: {anchored}",
+        started.elapsed().as_secs_f64()
+    );
     for id in ["/r33/alpha", "/r33/alpha/beta"] {
         let subnet = tree::subnet(&anchored, id).unwrap();
         let validators = subnet["validators"].as_array().unwrap();
