@@ -124,3 +124,50 @@ pub fn limited_incoming(
     });
     ReceiverStream::new(incoming)
 }
+
+/// How long an HTTP/1 server lets a client take.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// Reading one request's headers.
+    pub header: Duration,
+    /// One connection, requests included.
+    pub connection: Duration,
+}
+
+/// Serves HTTP/1.1 (hyper) on `listener` within `limits` and `timeouts` until `shutdown`
+/// flips, answering each request with `handle`.
+pub async fn serve_http1<H, F>(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    timeouts: HttpTimeouts,
+    mut shutdown: Shutdown,
+    handle: H,
+) -> anyhow::Result<()>
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<String>> + Send + 'static,
+{
+    use tokio_stream::StreamExt as _;
+    let mut incoming = limited_incoming(listener, limits, shutdown.clone());
+    loop {
+        let accepted = tokio::select! {
+            accepted = incoming.next() => accepted,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(Ok(stream)) = accepted else {
+            return Ok(()); // the accept loop ended with the shutdown
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let response = handle(request);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeouts.header)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(timeouts.connection, connection).await;
+        });
+    }
+}

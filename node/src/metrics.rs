@@ -1,7 +1,6 @@
 //! Prometheus metrics of the node, served as text on `metrics.listen` (`GET /metrics`).
 //! CometBFT serves its own consensus metrics on its `instrumentation` port.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -10,16 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::supervisor::Shutdown;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use ipsat_p2p::Verdict;
 use ipsat_subnet::CommittedBlock;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
 
-use crate::limits::{limited_incoming, ConnectionLimits};
+use crate::limits::{serve_http1, ConnectionLimits, HttpTimeouts};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -302,31 +297,14 @@ fn respond(metrics: &Metrics, request: &Request<hyper::body::Incoming>) -> Respo
 
 /// Serves `GET /metrics` over HTTP/1.1 (hyper) until `shutdown` flips, within the
 /// connection limits of [`crate::limits`], with header and connection timeouts.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) -> Result<()> {
-    let mut incoming = limited_incoming(listener, LIMITS, shutdown.clone());
-    loop {
-        let accepted = tokio::select! {
-            accepted = incoming.next() => accepted,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let Some(Ok(stream)) = accepted else {
-            return Ok(()); // the accept loop ended with the shutdown
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&metrics, &request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-        });
-    }
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<()> {
+    let timeouts = HttpTimeouts {
+        header: HEADER_TIMEOUT,
+        connection: CONNECTION_TIMEOUT,
+    };
+    serve_http1(listener, LIMITS, timeouts, shutdown, move |request| {
+        let response = respond(&metrics, &request);
+        async move { response }
+    })
+    .await
 }

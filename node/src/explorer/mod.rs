@@ -12,26 +12,21 @@
 
 pub mod tree;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt as _, Limited};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{header, Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use ipsat_anchor::bitcoin::{Network, Work};
 use ipsat_core::anchor_proof::ChainTrust;
 use ipsat_core::blocktree::{BlocktreeProof, TrustRoots};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
 
 use crate::commands::proof::verified_json;
-use crate::limits::{limited_incoming, ConnectionLimits};
+use crate::limits::{serve_http1, ConnectionLimits, HttpTimeouts};
 use crate::supervisor::Shutdown;
 use tree::Sources;
 
@@ -44,8 +39,10 @@ const LIMITS: ConnectionLimits = ConnectionLimits {
 };
 
 /// How long reading a request's headers may take, and a whole connection may stay open.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUTS: HttpTimeouts = HttpTimeouts {
+    header: Duration::from_secs(5),
+    connection: Duration::from_secs(60),
+};
 
 /// The largest proof file accepted: real ones are a few KiB (docs/proofs.md).
 const MAX_PROOF_BYTES: usize = 256 * 1024;
@@ -58,30 +55,13 @@ pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves the explorer until `shutdown` flips.
-pub async fn serve(listener: TcpListener, sources: Sources, mut shutdown: Shutdown) -> Result<()> {
+pub async fn serve(listener: TcpListener, sources: Sources, shutdown: Shutdown) -> Result<()> {
     let sources = Arc::new(sources);
-    let mut incoming = limited_incoming(listener, LIMITS, shutdown.clone());
-    loop {
-        let accepted = tokio::select! {
-            accepted = incoming.next() => accepted,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let Some(Ok(stream)) = accepted else {
-            return Ok(()); // the accept loop ended with the shutdown
-        };
+    serve_http1(listener, LIMITS, TIMEOUTS, shutdown, move |request| {
         let sources = sources.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let sources = sources.clone();
-                async move { Ok::<_, Infallible>(respond(&sources, request).await) }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-        });
-    }
+        async move { respond(&sources, request).await }
+    })
+    .await
 }
 
 async fn respond(sources: &Sources, request: Request<hyper::body::Incoming>) -> Response<String> {
