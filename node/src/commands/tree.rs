@@ -452,16 +452,20 @@ impl Setup {
 
         progress("beta: created in alpha, three validators join");
         let on_alpha = ["--node", alpha.as_str(), "--subnet", "/r33/alpha"];
+        let (validators, period) = (
+            self.beta.validators.to_string(),
+            CHECKPOINT_PERIOD.to_string(),
+        );
         let mut create = vec![
             "subnet",
             "create",
             LEVEL_TWO,
             "--min-validators",
-            "3",
+            &validators,
             "--min-collateral",
             "1000000000",
             "--checkpoint-period",
-            "10",
+            &period,
             "--from",
             "faucet",
         ];

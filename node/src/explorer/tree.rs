@@ -129,10 +129,10 @@ impl Sources {
         };
         // Every subnet a node serves, and every child in a registry read, shown once, parents
         // first (a path sorts after its parent's).
-        let mut registered: BTreeMap<String, (String, pb::Subnet)> = BTreeMap::new();
-        for (parent, reading) in &nodes {
+        let mut registered: BTreeMap<String, pb::Subnet> = BTreeMap::new();
+        for reading in nodes.values() {
             for child in &reading.children {
-                registered.insert(child.id.clone(), (parent.clone(), child.clone()));
+                registered.insert(child.id.clone(), child.clone());
             }
         }
         let ids: std::collections::BTreeSet<String> =
@@ -154,7 +154,7 @@ impl Sources {
                 checkpoint: node.and_then(|n| n.checkpoint.clone()),
                 accepted_height: None,
             };
-            if let Some((_, entry)) = registered.get(&id) {
+            if let Some(entry) = registered.get(&id) {
                 subnet.validators = entry
                     .validators
                     .iter()
