@@ -54,7 +54,8 @@ pub struct CreateArgs {
     /// Blocks between the child's checkpoints.
     #[arg(long, default_value_t = 10)]
     pub checkpoint_period: u64,
-    /// Parent blocks a confirmed leaver's collateral stays locked.
+    /// Parent blocks a confirmed leaver's collateral is meant to stay locked; recorded in the
+    /// registry but not yet enforced (the collateral comes back when the child confirms).
     #[arg(long, default_value_t = 100)]
     pub leave_delay: u64,
     #[command(flatten)]
