@@ -3,7 +3,8 @@
 //! anchoring service), services finding each other by name. Within a bounded time a beta
 //! checkpoint is accepted in alpha, an alpha checkpoint on the gateway, and an anchor is
 //! confirmed on btcd; alpha's validators agree on every app hash; every validator and the
-//! anchoring service stop cleanly on SIGTERM; recreated containers resume the subnets.
+//! anchoring service stop cleanly on SIGTERM; recreated containers resume the subnets, and the
+//! anchoring service anchors again on the Bitcoin chain btcd starts over.
 
 #![allow(clippy::unwrap_used)] // A test fails by panicking; a panic names the failed step.
 
@@ -98,4 +99,34 @@ async fn the_compose_tree_anchors_stops_cleanly_and_resumes() {
     beta.wait_for_height(beta_height + 3, Duration::from_secs(180))
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", all_logs(&net)));
+
+    // btcd started over: until the anchoring service, funded again on the new chain, anchors
+    // again, the explorer must not count the old anchor's confirmations on the new chain.
+    for _ in 0..60 {
+        if let Ok(view) = tree::view(&net.url(8080)).await {
+            let anchor = &view["gateway"]["anchor"];
+            if anchor["btc_txid"] != anchored["gateway"]["anchor"]["btc_txid"] {
+                break;
+            }
+            assert_ne!(
+                anchor["in_best_chain"], true,
+                "the old anchor counted on the new Bitcoin chain: {view}"
+            );
+            if anchor["in_best_chain"] == false {
+                eprintln!("after the resume the explorer shows the old anchor off the best chain");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let resumed =
+        tree::wait_for_anchored_tree(&net.url(8080), &net.url(18334), Duration::from_secs(300))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", all_logs(&net)));
+    let anchor = |view: &serde_json::Value| view["gateway"]["anchor"]["btc_txid"].clone();
+    assert_ne!(
+        anchor(&resumed),
+        anchor(&anchored),
+        "no new anchor after the resume"
+    );
 }

@@ -60,6 +60,12 @@ pub async fn wait_for_anchored_tree(
                     && accepted("/r33/alpha") > 0
                     && confirmations >= 2
                 {
+                    ensure!(
+                        anchor["in_best_chain"] == true
+                            && anchor["confirmations"].as_u64() >= Some(confirmations),
+                        "the Bitcoin node confirms anchor {} {confirmations} times, the explorer shows {anchor}",
+                        anchor["btc_txid"]
+                    );
                     return Ok(view);
                 }
                 format!(

@@ -184,8 +184,12 @@ pub async fn run(args: TreeArgs, output: Output) -> Result<()> {
         let gateway = summary["gateway"]
             .as_str()
             .context("tree.json names no gateway")?;
+        // The Bitcoin node's start clears the anchoring service's `.ready` when its chain is
+        // gone (scripts/devnet, or the compose file's bitcoin service), so the marker says
+        // something only once Bitcoin answers.
+        let bitcoin = setup.bitcoin().await?;
         if !dir.join("anchor/.ready").exists() {
-            setup.restore_bitcoin(gateway).await?;
+            setup.restore_bitcoin(&bitcoin, gateway).await?;
         }
         print(
             output,
@@ -253,7 +257,7 @@ impl Setup {
     /// so after `scripts/devnet down` and `up` the Bitcoin side starts over: mined past the
     /// gateway's last anchor (anchors' Bitcoin heights never go back) and the anchoring
     /// service funded from the new chain; its old state names outputs that no longer exist.
-    async fn restore_bitcoin(&self, gateway: &str) -> Result<()> {
+    async fn restore_bitcoin(&self, bitcoin: &RpcClient, gateway: &str) -> Result<()> {
         progress("Bitcoin starts over (btcd keeps no regtest chain): mining past the last anchor");
         let address: alloy::primitives::Address =
             gateway.parse().context("tree.json: gateway address")?;
@@ -271,7 +275,7 @@ impl Setup {
             Ok(Some(anchor.btcHeight))
         })
         .await?;
-        let fund = self.mature_bitcoin(last + 1).await?;
+        let fund = self.mature_bitcoin(bitcoin, last + 1).await?;
         let data = self.dir.join("anchor/data");
         if data.exists() {
             std::fs::remove_dir_all(&data)
@@ -511,7 +515,9 @@ impl Setup {
             std::fs::write(self.beta.home(&self.dir, i).join(".ready"), b"")?;
         }
 
-        let fund = self.mature_bitcoin(SEGWIT_ACTIVE_HEIGHT).await?;
+        let fund = self
+            .mature_bitcoin(&self.bitcoin().await?, SEGWIT_ACTIVE_HEIGHT)
+            .await?;
         self.configure_anchor(&address, &fund)?;
         std::fs::write(self.dir.join("anchor/.ready"), b"")?;
         progress("the anchoring service's home is ready");
@@ -595,10 +601,8 @@ impl Setup {
         config.write(&home)
     }
 
-    /// Mines up to `height`, at least until segwit is active, and returns the first coinbase,
-    /// `txid:0`, which pays the anchoring service's key.
-    async fn mature_bitcoin(&self, height: u64) -> Result<String> {
-        let wanted = height.max(SEGWIT_ACTIVE_HEIGHT);
+    /// The Bitcoin node's RPC, once it answers.
+    async fn bitcoin(&self) -> Result<RpcClient> {
         let rpc = RpcClient::new(
             &self.args.bitcoin_rpc,
             &self.args.bitcoin_user,
@@ -609,6 +613,13 @@ impl Setup {
             Ok(Some(rpc.get_block_count().await?))
         })
         .await?;
+        Ok(rpc)
+    }
+
+    /// Mines up to `height`, at least until segwit is active, and returns the first coinbase,
+    /// `txid:0`, which pays the anchoring service's key.
+    async fn mature_bitcoin(&self, rpc: &RpcClient, height: u64) -> Result<String> {
+        let wanted = height.max(SEGWIT_ACTIVE_HEIGHT);
         let mining = self.mining_address()?;
         let height = rpc.get_block_count().await?;
         if height < wanted {
@@ -766,10 +777,14 @@ pub async fn status(args: StatusArgs, output: Output) -> Result<()> {
             ));
             match &g.anchor {
                 Some(a) => human.push_str(&format!(
-                    "anchor  Bitcoin tx {} at height {} ({} confirmations), RSK height {}\n",
+                    "anchor  Bitcoin tx {} at height {} ({}), RSK height {}\n",
                     a.btc_txid,
                     a.btc_height,
-                    a.confirmations.map_or("?".into(), |c| c.to_string()),
+                    match (a.in_best_chain, a.confirmations) {
+                        (Some(true), Some(c)) => format!("{c} confirmations"),
+                        (Some(false), _) => "not in the Bitcoin node's best chain".into(),
+                        _ => "confirmations unknown".into(),
+                    },
                     a.rsk_height
                 )),
                 None => human.push_str("anchor  none recorded yet\n"),

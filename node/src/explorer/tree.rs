@@ -15,6 +15,7 @@ use ipsat_core::SubnetId;
 use ipsat_proto::v1 as pb;
 use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::client::Client;
 use crate::config::{ExplorerConfig, GatewayLinkConfig};
@@ -81,8 +82,36 @@ pub struct AnchorView {
     pub btc_height: u64,
     /// The RSK height whose root was anchored.
     pub rsk_height: u64,
-    /// Bitcoin blocks from the anchor's to the best, inclusive, when a Bitcoin node answers.
+    /// Whether the Bitcoin node's best chain holds the anchor's transaction at `btc_height`
+    /// (`None` when no Bitcoin node answers). False after a reorganisation that dropped it, or
+    /// against a node of another chain.
+    pub in_best_chain: Option<bool>,
+    /// Bitcoin blocks from the anchor's to the best, inclusive, when the best chain holds it.
     pub confirmations: Option<u64>,
+}
+
+/// The anchor's confirmations if the block at its height in the Bitcoin node's best chain
+/// holds its transaction, `None` if it does not: a height alone would count blocks of any chain.
+async fn anchor_confirmations(rpc: &RpcClient, anchor: &AnchorView) -> Result<Option<u64>> {
+    let best = rpc.get_block_count().await?;
+    if anchor.btc_height > best {
+        return Ok(None);
+    }
+    let hash = rpc.get_block_hash(anchor.btc_height).await?;
+    // `getblock` at verbosity 1 lists txids and counts confirmations (btcd and Bitcoin Core
+    // alike; btcd refuses the older boolean form).
+    let block: serde_json::Value = rpc
+        .call("getblock", &[json!(hash.to_string()), json!(1)])
+        .await?;
+    Ok(confirmations_if_held(&block, &anchor.btc_txid))
+}
+
+/// A verbose block's confirmations if it lists `txid`.
+fn confirmations_if_held(block: &serde_json::Value, txid: &str) -> Option<u64> {
+    let holds = block["tx"]
+        .as_array()
+        .is_some_and(|txids| txids.iter().any(|t| t.as_str() == Some(txid)));
+    holds.then(|| block["confirmations"].as_u64()).flatten()
 }
 
 /// Where the tree is read from.
@@ -179,8 +208,18 @@ impl Sources {
             view.subnets.push(subnet);
         }
         if let Some(mut gateway) = gateway.map(|g| g.view) {
-            if let (Some(anchor), Some(tip)) = (gateway.anchor.as_mut(), view.bitcoin_height) {
-                anchor.confirmations = Some((tip + 1).saturating_sub(anchor.btc_height));
+            if let (Some(anchor), Some(rpc), Some(_)) =
+                (gateway.anchor.as_mut(), &bitcoin, view.bitcoin_height)
+            {
+                match anchor_confirmations(rpc, anchor).await {
+                    Ok(confirmations) => {
+                        anchor.in_best_chain = Some(confirmations.is_some());
+                        anchor.confirmations = confirmations;
+                    }
+                    Err(e) => view
+                        .errors
+                        .push(format!("Bitcoin node, the anchor's block: {e}")),
+                }
             }
             view.gateway = Some(gateway);
         }
@@ -273,6 +312,7 @@ impl Sources {
                     btc_txid: Txid::from_byte_array(anchor.btcTxid.0).to_string(),
                     btc_height: anchor.btcHeight,
                     rsk_height: anchor.rskHeight,
+                    in_best_chain: None,
                     confirmations: None,
                 }),
             },
@@ -332,4 +372,23 @@ struct LevelOne {
 struct GatewayReading {
     view: GatewayView,
     subnets: BTreeMap<String, LevelOne>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anchor_counts_confirmations_only_in_a_block_that_lists_it() {
+        let txid = "aa".repeat(32);
+        let block = json!({"tx": ["bb".repeat(32), txid.clone()], "confirmations": 3});
+        assert_eq!(confirmations_if_held(&block, &txid), Some(3));
+        // The same height on another chain: another block, without the anchor.
+        let other = json!({"tx": ["bb".repeat(32)], "confirmations": 3});
+        assert_eq!(confirmations_if_held(&other, &txid), None);
+        assert_eq!(
+            confirmations_if_held(&json!({"confirmations": 3}), &txid),
+            None
+        );
+    }
 }
