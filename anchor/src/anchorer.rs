@@ -13,9 +13,24 @@
 //!    rebroadcast), and once `confirmations` deep records the anchor as confirmed and adds
 //!    its change output to the anchorer's outputs.
 //!
-//! Funds: [`Anchorer::fund`] adds an output at any time, also while an anchor is in flight; the
-//! next anchor spends every output the anchorer holds, so a top-up joins the chain of change
-//! outputs and anchoring never stops because change ran low.
+//! Funds come from the chain, not from a list: [`Anchorer::fund`] takes an output only if the
+//! node says it is unspent (mempool included) and, for a coinbase, mature; [`Anchorer::poll`]
+//! also searches every new block for payments to the anchorer's script and holds them (a
+//! coinbase is left to `fund`: on regtest the miner pays the anchorer every block). Before an
+//! anchor is signed, every held output is checked again and the ones the node no longer holds
+//! unspent are dropped, so a stale output is never signed into a transaction. The next anchor
+//! spends every output the anchorer holds, so a top-up joins the chain of change outputs and
+//! anchoring never stops because change ran low.
+//!
+//! Refusals: when the node refuses every version of the anchor in flight,
+//! [`Anchorer::poll`] first searches the blocks again (a version mined meanwhile looks
+//! refused), then classifies the refusal ([`RefusalCause`]): an input the node no longer
+//! holds abandons the anchor (its other inputs return to the anchorer) so that the digest is
+//! signed again from what is left; a fee below the node's minimum is reported as
+//! [`AnchorStatus::Refused`] until the caller signs a replacement
+//! ([`Anchorer::sign_replacement`]); anything else is retried only once a new block arrived
+//! and a back-off (doubling, capped) has passed. The same refused transaction is never handed
+//! to the node twice in a row with nothing changed, and each refusal is logged once.
 //!
 //! Conflicts: if a transaction that is not one of the anchor's versions spends one of its
 //! inputs (the key used elsewhere), [`Anchorer::poll`] reports [`AnchorStatus::Conflicted`]
@@ -27,6 +42,7 @@
 //! Reorgs deeper than `confirmations` after an anchor was recorded as confirmed are not
 //! followed (its change has been spent by then); choose `confirmations` accordingly.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -41,6 +57,13 @@ use crate::state::{
     StateError, TxVersion,
 };
 use crate::tx::{build_anchor_tx, min_replacement_fee, AnchorKey, TxError, Utxo};
+
+mod funds;
+mod refusal;
+
+pub use funds::PAYMENT_SEARCH_BATCH;
+use refusal::Refusal;
+pub use refusal::{RefusalCause, MAX_RETRY_BACKOFF, MIN_RETRY_BACKOFF};
 
 /// After a reorg, blocks this far below the point where it was noticed are searched again.
 pub const REORG_RESCAN_DEPTH: u64 = 24;
@@ -75,12 +98,23 @@ pub enum AnchorError {
     /// Building or checking an anchor proof failed.
     #[error(transparent)]
     Proof(#[from] ProofError),
-    #[error("the anchorer has no spendable output: fund it first")]
+    #[error("the anchorer has no spendable output: pay its address, or give it an output")]
     NoFunds,
     #[error("output {0} is already the anchorer's (held, or spent by the anchor in flight)")]
     AlreadyFunded(OutPoint),
-    #[error("funding output {0} does not exist")]
+    #[error("output {0} does not exist")]
     NoSuchOutput(OutPoint),
+    #[error("output {0} is spent, or unknown to the Bitcoin node: not taken")]
+    SpentOrUnknown(OutPoint),
+    #[error(
+        "output {outpoint} is a coinbase with {confirmations} of the {} confirmations it needs: \
+         not taken yet",
+        crate::rpc::COINBASE_MATURITY
+    )]
+    Immature {
+        outpoint: OutPoint,
+        confirmations: u64,
+    },
     #[error("anchor {in_flight} is still in flight; one anchor at a time")]
     Busy { in_flight: AnchorId },
     #[error("no anchor in flight")]
@@ -91,8 +125,6 @@ pub enum AnchorError {
     FeeRateNotHigher { current: u64, requested: u64 },
     #[error("replacement fee {fee} is below the BIP125 minimum {min}")]
     BumpTooSmall { fee: Amount, min: Amount },
-    #[error("anchor {id} is saved but the node refused it: {errors} (poll() retries)")]
-    Broadcast { id: AnchorId, errors: String },
     #[error("unknown anchor {0}")]
     UnknownAnchor(AnchorId),
     #[error("block {0} is no longer in the best chain")]
@@ -144,9 +176,22 @@ pub enum AnchorStatus {
         /// Blocks from the one holding it to the tip, inclusive.
         confirmations: u64,
     },
-    /// The conflicting spend is final: the anchor was given up (recorded in the state's
-    /// abandoned list). Anchor the digest again to commit it.
+    /// The conflicting spend is final, or an input vanished: the anchor was given up
+    /// (recorded in the state's abandoned list). Anchor the digest again to commit it.
     Abandoned(AbandonedAnchor),
+    /// The node refused every version, for a reason other than a vanished input.
+    Refused {
+        /// The anchor.
+        id: AnchorId,
+        /// Its newest version, the one refused.
+        txid: Txid,
+        /// Why, as classified.
+        cause: RefusalCause,
+        /// What the node said.
+        message: String,
+        /// The fee rate of that version, sat/vB.
+        fee_rate_sat_vb: u64,
+    },
 }
 
 /// The Bitcoin anchorer. See the module documentation.
@@ -156,6 +201,8 @@ pub struct Anchorer {
     key: AnchorKey,
     rpc: RpcClient,
     state: AnchorState,
+    refusal: Option<Refusal>,
+    refusals: BTreeMap<RefusalCause, u64>,
 }
 
 impl Anchorer {
@@ -213,17 +260,28 @@ impl Anchorer {
             key,
             rpc,
             state,
+            refusal: None,
+            refusals: BTreeMap::new(),
         };
         if let Some(fl) = &a.state.in_flight {
             if fl.included.is_none() && fl.conflict.is_none() {
                 info!(anchor = %fl.id, versions = fl.versions.len(),
                     "resuming: rebroadcasting the saved anchor transaction");
-                if let Err(e) = a.broadcast_versions().await {
+                let sent = match a.rpc.get_block_count().await {
+                    Ok(tip) => a.send(tip).await.map(|_| ()),
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = sent {
                     warn!(error = %e, "rebroadcast on open failed; poll() will retry");
                 }
             }
         }
         Ok(a)
+    }
+
+    /// Refusals so far by cause, since this anchorer was opened.
+    pub fn refusals(&self) -> &BTreeMap<RefusalCause, u64> {
+        &self.refusals
     }
 
     /// The anchorer's address (funding and change).
@@ -257,76 +315,26 @@ impl Anchorer {
         Ok(())
     }
 
-    /// Gives the anchorer `outpoint` (an output paying to [`Self::address`]) to spend, at any
-    /// time: the next anchor spends it together with everything else the anchorer holds.
-    /// Looks the output up with `getrawtransaction`, so the node needs a transaction index
-    /// unless the funding transaction is still in its mempool.
-    pub async fn fund(&mut self, outpoint: OutPoint) -> Result<Utxo, AnchorError> {
-        let in_flight = self.state.in_flight.iter().flat_map(|fl| &fl.spends);
-        if self
-            .state
-            .utxos
-            .iter()
-            .chain(in_flight)
-            .any(|u| u.outpoint == outpoint)
-        {
-            return Err(AnchorError::AlreadyFunded(outpoint));
+    /// Anchors `digest`: [`Self::sign`], then hands the transaction to the node.
+    ///
+    /// If the node refuses it, the anchor stays saved and in flight and [`Self::poll`] reports
+    /// and recovers from the refusal; only a failure to reach the node is an error here.
+    pub async fn anchor(&mut self, digest: [u8; 32]) -> Result<AnchorId, AnchorError> {
+        let (id, fresh) = self.sign(digest).await?;
+        if fresh {
+            let tip = self.rpc.get_block_count().await?;
+            self.send(tip).await?;
         }
-        let tx = self.rpc.get_raw_transaction(&outpoint.txid).await?;
-        let out = tx
-            .output
-            .get(outpoint.vout as usize)
-            .ok_or(AnchorError::NoSuchOutput(outpoint))?;
-        let own = self.key.script_pubkey();
-        if out.script_pubkey != own {
-            return Err(TxError::NotOurScript {
-                outpoint,
-                found: out.script_pubkey.clone(),
-                expected: own,
-            }
-            .into());
-        }
-        let utxo = Utxo {
-            outpoint,
-            value_sat: out.value.to_sat(),
-            script_pubkey: own,
-        };
-        self.state.utxos.push(utxo.clone());
-        self.save()?;
-        let held: u64 = self.state.utxos.iter().map(|u| u.value_sat).sum();
-        info!(%outpoint, value_sat = utxo.value_sat, held_sat = held, "anchorer funded");
-        Ok(utxo)
+        Ok(id)
     }
 
-    /// Anchors `digest`: builds and signs the transaction, saves it, broadcasts it.
+    /// Builds, signs and saves the anchor of `digest` from every held output the node still
+    /// holds unspent, without broadcasting it ([`Self::poll`] does); `true` if a new
+    /// transaction was made.
     ///
     /// Idempotent per digest: a digest already in flight or confirmed returns its id without
     /// building anything. A different digest while one is in flight is [`AnchorError::Busy`].
-    /// If the broadcast fails the anchor stays saved and in flight ([`AnchorError::Broadcast`]
-    /// or an RPC error is returned) and [`Self::poll`] rebroadcasts it.
-    pub async fn anchor(&mut self, digest: [u8; 32]) -> Result<AnchorId, AnchorError> {
-        let (id, fresh) = self.prepare_anchor(digest).await?;
-        if fresh {
-            self.broadcast_versions().await?;
-        }
-        Ok(id)
-    }
-
-    /// FAKE CRASH, FOR TESTS ONLY: does what [`Self::anchor`] does up to and including saving
-    /// the signed transaction, then stops before broadcasting and drops the anchorer, as if
-    /// the process had been killed between those two lines (which a test cannot otherwise
-    /// do). Reopen the state file with [`Self::open`] to continue.
-    pub async fn anchor_crash_before_broadcast_for_tests(
-        mut self,
-        digest: [u8; 32],
-    ) -> Result<AnchorId, AnchorError> {
-        let (id, _) = self.prepare_anchor(digest).await?;
-        warn!(anchor = %id, "FAKE CRASH (test hook): stopping before the broadcast");
-        Ok(id)
-    }
-
-    /// Steps of `anchor` up to the durable save; `true` if a new transaction was made.
-    async fn prepare_anchor(&mut self, digest: [u8; 32]) -> Result<(AnchorId, bool), AnchorError> {
+    pub async fn sign(&mut self, digest: [u8; 32]) -> Result<(AnchorId, bool), AnchorError> {
         let id = AnchorId(digest);
         if self.state.confirmed.iter().any(|c| c.id == id) {
             info!(anchor = %id, "digest already anchored and confirmed");
@@ -339,10 +347,10 @@ impl Anchorer {
             }
             return Err(AnchorError::Busy { in_flight: fl.id });
         }
-        if self.state.utxos.is_empty() {
+        let spends = self.reconcile_held().await?;
+        if spends.is_empty() {
             return Err(AnchorError::NoFunds);
         }
-        let spends = self.state.utxos.clone();
         let signed = build_anchor_tx(&self.key, &spends, &digest, self.cfg.fee_rate_sat_vb)?;
         let tip = self.rpc.get_block_count().await?;
         let tip_hash = self.rpc.get_block_hash(tip).await?;
@@ -354,6 +362,7 @@ impl Anchorer {
         );
         info!(anchor = %id, txid = %version.txid, vsize = signed.vsize, fee_sat = version.fee_sat,
             inputs = spends.len(), "anchor transaction signed and verified; saving it");
+        self.state.utxos.retain(|u| !spends.contains(u));
         self.state.in_flight = Some(InFlight {
             id,
             spends,
@@ -367,37 +376,31 @@ impl Anchorer {
             last_broadcast_error: None,
             conflict: None,
         });
-        self.state.utxos.clear();
         self.save()?;
         Ok((id, true))
     }
 
     /// Hands the saved versions to the node, newest first, until one is accepted or already
-    /// known to it. Saves the attempt counters and the outcome.
-    async fn broadcast_versions(&mut self) -> Result<Txid, AnchorError> {
-        let n = match &self.state.in_flight {
-            Some(fl) => fl.versions.len(),
-            None => return Err(AnchorError::NothingInFlight),
-        };
-        let mut errors = Vec::new();
+    /// known to it: `Ok(Err(what the node said))` if it refused them all. Saves the attempt
+    /// counters and the outcome.
+    async fn broadcast_versions(&mut self) -> Result<Result<Txid, String>, AnchorError> {
+        let n = self.in_flight()?.versions.len();
+        let mut refusals = Vec::new();
         for i in (0..n).rev() {
-            match self.broadcast_version(i).await {
-                Ok(txid) => return Ok(txid),
-                Err(AnchorError::Rpc(e @ RpcError::Node { .. })) => errors.push(e.to_string()),
-                Err(e) => {
-                    self.record_broadcast_error(e.to_string())?;
-                    return Err(e);
-                }
+            match self.broadcast_version(i).await? {
+                Ok(txid) => return Ok(Ok(txid)),
+                Err(refused) => refusals.push(refused),
             }
         }
-        let errors = errors.join("; ");
-        self.record_broadcast_error(errors.clone())?;
-        let id = self.in_flight()?.id;
-        Err(AnchorError::Broadcast { id, errors })
+        let refusals = refusals.join("; ");
+        self.in_flight_mut()?.last_broadcast_error = Some(refusals.clone());
+        self.save()?;
+        Ok(Err(refusals))
     }
 
-    /// Broadcasts version `i`; `Ok` if the node accepted it or already knows it.
-    async fn broadcast_version(&mut self, i: usize) -> Result<Txid, AnchorError> {
+    /// Broadcasts version `i`: `Ok(Ok(txid))` if the node accepted it or already knows it,
+    /// `Ok(Err(what the node said))` if it refused it.
+    async fn broadcast_version(&mut self, i: usize) -> Result<Result<Txid, String>, AnchorError> {
         let (tx, txid) = {
             let fl = self.in_flight_mut()?;
             let v = &mut fl.versions[i];
@@ -417,22 +420,21 @@ impl Anchorer {
                     debug!(%txid, "node already has the anchor transaction");
                     Ok(txid)
                 } else {
-                    warn!(%txid, error = %e, "node refused the anchor transaction");
-                    Err(e.into())
+                    debug!(%txid, error = %e, "node refused the anchor transaction");
+                    Err(e.to_string())
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.in_flight_mut()?.last_broadcast_error = Some(e.to_string());
+                self.save()?;
+                return Err(e.into());
+            }
         };
         if result.is_ok() {
             self.in_flight_mut()?.last_broadcast_error = None;
         }
         self.save()?;
-        result
-    }
-
-    fn record_broadcast_error(&mut self, error: String) -> Result<(), AnchorError> {
-        self.in_flight_mut()?.last_broadcast_error = Some(error);
-        self.save()
+        Ok(result)
     }
 
     fn in_flight(&self) -> Result<&InFlight, AnchorError> {
@@ -450,10 +452,24 @@ impl Anchorer {
     }
 
     /// Replaces the unconfirmed anchor transaction by one paying `new_fee_rate_sat_vb`
-    /// (BIP125: same input, higher fee). The replacement is saved before it is broadcast and
-    /// every version is kept, so whichever the network mines is recognised. Returns the
-    /// replacement's txid.
+    /// (BIP125: same inputs, higher fee) and broadcasts it. Returns the replacement's txid;
+    /// if the node refuses it, [`Self::poll`] reports and recovers as for any refusal.
     pub async fn bump_fee(&mut self, new_fee_rate_sat_vb: u64) -> Result<Txid, AnchorError> {
+        let txid = self.sign_replacement(new_fee_rate_sat_vb).await?;
+        let newest = self.in_flight()?.versions.len() - 1;
+        if let Err(refused) = self.broadcast_version(newest).await? {
+            info!(%txid, %refused, "the node refused the replacement; poll() recovers");
+        }
+        Ok(txid)
+    }
+
+    /// Signs and saves a replacement of the unconfirmed anchor transaction paying
+    /// `new_fee_rate_sat_vb`, without broadcasting it ([`Self::poll`] does, newest version
+    /// first). Every version is kept, so whichever the network mines is recognised.
+    pub async fn sign_replacement(
+        &mut self,
+        new_fee_rate_sat_vb: u64,
+    ) -> Result<Txid, AnchorError> {
         let fl = self.in_flight()?.clone();
         if let Some(inc) = fl.included {
             return Err(AnchorError::AlreadyMined {
@@ -491,31 +507,34 @@ impl Anchorer {
         let txid = version.txid;
         info!(anchor = %fl.id, %txid, fee_sat = version.fee_sat, rate = new_fee_rate_sat_vb,
             "replacement signed and verified; saving it");
-        let fl = self.in_flight_mut()?;
-        fl.versions.push(version);
-        let i = fl.versions.len() - 1;
+        self.in_flight_mut()?.versions.push(version);
         self.save()?;
-        match self.broadcast_version(i).await {
-            Ok(t) => Ok(t),
-            Err(e) => {
-                self.record_broadcast_error(e.to_string())?;
-                Err(e)
-            }
-        }
+        Ok(txid)
     }
 
     /// Follows the in-flight anchor: searches new blocks for it, checks the block holding it
     /// is still in the best chain (if not it is pending again and rebroadcast), records it as
-    /// confirmed once `confirmations` deep. Rebroadcasts while pending. A conflicting spend of
-    /// its input is followed the same way and, once final, abandons the anchor (see the module
-    /// documentation).
+    /// confirmed once `confirmations` deep. Rebroadcasts while pending, and recovers from a
+    /// refusal (module documentation). A conflicting spend of its input is followed the same
+    /// way and, once final, abandons the anchor. Also searches new blocks for payments to the
+    /// anchorer, with or without an anchor in flight.
     pub async fn poll(&mut self) -> Result<AnchorStatus, AnchorError> {
+        let tip = self.rpc.get_block_count().await?;
+        self.search_payments(tip).await?;
         let Some(mut fl) = self.state.in_flight.clone() else {
             return Ok(AnchorStatus::Idle);
         };
-        let tip = self.rpc.get_block_count().await?;
-        let mut changed = false;
+        let changed = self.follow(&mut fl, tip).await?;
+        match self.settle(fl, tip, changed)? {
+            Some(status) => Ok(status),
+            None => self.send(tip).await,
+        }
+    }
 
+    /// Brings `fl` up to `tip`: notices reorgs under what it knows, and searches new blocks
+    /// for one of its versions or a conflicting spend. `true` if anything changed.
+    async fn follow(&self, fl: &mut InFlight, tip: u64) -> Result<bool, AnchorError> {
+        let mut changed = false;
         if let Some(inc) = fl.included {
             if !self.in_best_chain(&inc.block, tip).await? {
                 warn!(anchor = %fl.id, txid = %inc.txid, block = %inc.block.hash,
@@ -539,118 +558,107 @@ impl Anchorer {
             }
         }
 
-        if fl.included.is_none() && fl.conflict.is_none() {
-            if let Some(ls) = fl.last_scanned {
-                if !self.in_best_chain(&ls, tip).await? {
-                    debug!(
-                        height = ls.height,
-                        "reorg below the searched range; searching again"
-                    );
-                    fl.next_scan_height = fl
-                        .next_scan_height
-                        .min(ls.height.saturating_sub(REORG_RESCAN_DEPTH));
-                    fl.last_scanned = None;
-                    changed = true;
-                }
-            }
-            while fl.next_scan_height <= tip {
-                let height = fl.next_scan_height;
-                let hash = self.rpc.get_block_hash(height).await?;
-                let block = self.rpc.get_block(&hash).await?;
-                for tx in &block.txdata {
-                    let txid = tx.compute_txid();
-                    if fl.versions.iter().any(|v| v.txid == txid) {
-                        info!(anchor = %fl.id, %txid, block = %hash, height, "anchor mined");
-                        fl.included = Some(Inclusion {
-                            txid,
-                            block: BlockRef { height, hash },
-                        });
-                        break;
-                    }
-                    let spent: Vec<OutPoint> = tx
-                        .input
-                        .iter()
-                        .map(|i| i.previous_output)
-                        .filter(|o| fl.spends.iter().any(|u| u.outpoint == *o))
-                        .collect();
-                    if !spent.is_empty() {
-                        warn!(anchor = %fl.id, %txid, block = %hash, height,
-                            "another transaction spent the anchor's input");
-                        fl.conflict = Some(ConflictingSpend {
-                            txid,
-                            block: BlockRef { height, hash },
-                            spent,
-                            returned: self.own_outputs(tx),
-                        });
-                        break;
-                    }
-                }
-                fl.last_scanned = Some(BlockRef { height, hash });
-                fl.next_scan_height = height + 1;
+        if fl.included.is_some() || fl.conflict.is_some() {
+            return Ok(changed);
+        }
+        if let Some(ls) = fl.last_scanned {
+            if !self.in_best_chain(&ls, tip).await? {
+                debug!(
+                    height = ls.height,
+                    "reorg below the searched range; searching again"
+                );
+                fl.next_scan_height = fl
+                    .next_scan_height
+                    .min(ls.height.saturating_sub(REORG_RESCAN_DEPTH));
+                fl.last_scanned = None;
                 changed = true;
-                if fl.included.is_some() || fl.conflict.is_some() {
+            }
+        }
+        while fl.next_scan_height <= tip {
+            let height = fl.next_scan_height;
+            let hash = self.rpc.get_block_hash(height).await?;
+            let block = self.rpc.get_block(&hash).await?;
+            for tx in &block.txdata {
+                let txid = tx.compute_txid();
+                if fl.versions.iter().any(|v| v.txid == txid) {
+                    info!(anchor = %fl.id, %txid, block = %hash, height, "anchor mined");
+                    fl.included = Some(Inclusion {
+                        txid,
+                        block: BlockRef { height, hash },
+                    });
+                    break;
+                }
+                let spent: Vec<OutPoint> = tx
+                    .input
+                    .iter()
+                    .map(|i| i.previous_output)
+                    .filter(|o| fl.spends.iter().any(|u| u.outpoint == *o))
+                    .collect();
+                if !spent.is_empty() {
+                    warn!(anchor = %fl.id, %txid, block = %hash, height,
+                        "another transaction spent the anchor's input");
+                    fl.conflict = Some(ConflictingSpend {
+                        txid,
+                        block: BlockRef { height, hash },
+                        spent,
+                        returned: self.own_outputs(tx),
+                    });
                     break;
                 }
             }
+            fl.last_scanned = Some(BlockRef { height, hash });
+            fl.next_scan_height = height + 1;
+            changed = true;
+            if fl.included.is_some() || fl.conflict.is_some() {
+                break;
+            }
         }
+        Ok(changed)
+    }
 
+    /// Stores `fl` and, if it is in a block or conflicted, says where it stands (finalizing or
+    /// abandoning it when deep enough); `None` if it is still pending.
+    fn settle(
+        &mut self,
+        fl: InFlight,
+        tip: u64,
+        changed: bool,
+    ) -> Result<Option<AnchorStatus>, AnchorError> {
         if let Some(conflict) = fl.conflict.clone() {
             let confirmations = tip + 1 - conflict.block.height;
             if confirmations >= u64::from(self.cfg.confirmations) {
-                return self.abandon(fl, conflict);
+                return self.abandon(fl, conflict).map(Some);
             }
             let id = fl.id;
             self.state.in_flight = Some(fl);
             self.save()?;
-            return Ok(AnchorStatus::Conflicted {
+            return Ok(Some(AnchorStatus::Conflicted {
                 id,
                 txid: conflict.txid,
                 confirmations,
-            });
+            }));
         }
-
-        match fl.included {
-            Some(inc) => {
-                let confirmations = tip + 1 - inc.block.height;
-                if confirmations >= u64::from(self.cfg.confirmations) {
-                    return self.finalize(fl, inc, confirmations);
-                }
-                debug!(anchor = %fl.id, txid = %inc.txid, height = inc.block.height,
-                    "anchor has {confirmations}/{} confirmations", self.cfg.confirmations);
-                let id = fl.id;
-                self.state.in_flight = Some(fl);
-                if changed {
-                    self.save()?;
-                }
-                Ok(AnchorStatus::InBlock {
-                    id,
-                    txid: inc.txid,
-                    block_hash: inc.block.hash,
-                    height: inc.block.height,
-                    confirmations,
-                })
+        let included = fl.included;
+        let id = fl.id;
+        if let Some(inc) = included {
+            let confirmations = tip + 1 - inc.block.height;
+            if confirmations >= u64::from(self.cfg.confirmations) {
+                return self.finalize(fl, inc, confirmations).map(Some);
             }
-            None => {
-                let id = fl.id;
-                self.state.in_flight = Some(fl);
-                if changed {
-                    self.save()?;
-                }
-                let txid = self.broadcast_versions().await?;
-                let attempts = self
-                    .in_flight()?
-                    .versions
-                    .iter()
-                    .find(|v| v.txid == txid)
-                    .map_or(0, |v| v.broadcast_attempts);
-                debug!(anchor = %id, %txid, attempts, "anchor pending");
-                Ok(AnchorStatus::Pending {
-                    id,
-                    txid,
-                    broadcast_attempts: attempts,
-                })
-            }
+            debug!(anchor = %id, txid = %inc.txid, height = inc.block.height,
+                "anchor has {confirmations}/{} confirmations", self.cfg.confirmations);
         }
+        self.state.in_flight = Some(fl);
+        if changed {
+            self.save()?;
+        }
+        Ok(included.map(|inc| AnchorStatus::InBlock {
+            id,
+            txid: inc.txid,
+            block_hash: inc.block.hash,
+            height: inc.block.height,
+            confirmations: tip + 1 - inc.block.height,
+        }))
     }
 
     /// The outputs of `tx` that pay to the anchorer's own script.
@@ -676,22 +684,53 @@ impl Anchorer {
         fl: InFlight,
         conflict: ConflictingSpend,
     ) -> Result<AnchorStatus, AnchorError> {
+        self.state.in_flight = None;
         let untouched = fl
             .spends
             .into_iter()
             .filter(|u| !conflict.spent.contains(&u.outpoint));
-        self.state.utxos.extend(untouched);
-        self.state.utxos.extend(conflict.returned);
+        for utxo in untouched.chain(conflict.returned) {
+            self.hold(utxo);
+        }
         let abandoned = AbandonedAnchor {
             id: fl.id,
-            conflicting_txid: conflict.txid,
-            block: conflict.block,
+            conflicting_txid: Some(conflict.txid),
+            block: Some(conflict.block),
+            missing_inputs: Vec::new(),
         };
-        let held: u64 = self.state.utxos.iter().map(|u| u.value_sat).sum();
-        warn!(anchor = %fl.id, conflicting = %conflict.txid, held_sat = held,
+        warn!(anchor = %fl.id, conflicting = %conflict.txid, held_sat = self.state.held_sat(),
             "the conflicting spend is final: anchor abandoned; anchor the digest again");
         self.state.abandoned.push(abandoned.clone());
+        self.save()?;
+        Ok(AnchorStatus::Abandoned(abandoned))
+    }
+
+    /// Gives up the anchor in flight, some of whose inputs the node no longer holds unspent
+    /// (spent before it was signed, or gone with a chain the node dropped): its other inputs
+    /// are the anchorer's again.
+    fn abandon_missing(
+        &mut self,
+        fl: InFlight,
+        missing: Vec<OutPoint>,
+    ) -> Result<AnchorStatus, AnchorError> {
         self.state.in_flight = None;
+        for utxo in fl
+            .spends
+            .into_iter()
+            .filter(|u| !missing.contains(&u.outpoint))
+        {
+            self.hold(utxo);
+        }
+        warn!(anchor = %fl.id, missing = ?missing, held_sat = self.state.held_sat(),
+            "inputs of the anchor are spent or unknown to the node: anchor abandoned; \
+             anchor the digest again");
+        let abandoned = AbandonedAnchor {
+            id: fl.id,
+            conflicting_txid: None,
+            block: None,
+            missing_inputs: missing,
+        };
+        self.state.abandoned.push(abandoned.clone());
         self.save()?;
         Ok(AnchorStatus::Abandoned(abandoned))
     }
@@ -735,8 +774,8 @@ impl Anchorer {
             height = inc.block.height, confirmations, next_utxo = %change.outpoint,
             "anchor confirmed");
         self.state.confirmed.push(confirmed.clone());
-        self.state.utxos.push(change);
         self.state.in_flight = None;
+        self.hold(change);
         self.save()?;
         Ok(AnchorStatus::Confirmed(confirmed))
     }

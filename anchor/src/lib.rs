@@ -11,6 +11,8 @@
 //! - [`rpc`]: a small JSON-RPC client that speaks to both btcd and Bitcoin Core;
 //! - [`Anchorer`]: broadcasting and tracking the anchor (confirmations, reorgs, RBF fee bumps)
 //!   with a crash-safe JSON state file, so a restart never double-spends or forgets an anchor;
+//!   its funds checked against the chain and found there, and the node's refusals classified
+//!   and recovered from ([`RefusalCause`]);
 //! - [`proof`]: the anchor inclusion proof (transaction, merkle path, headers with work on
 //!   top), its canonical byte encoding and its offline verifier.
 //!
@@ -33,10 +35,10 @@ pub mod tx;
 pub use ipsat_core::anchor_digest as digest;
 pub use ipsat_core::anchor_proof as proof;
 
-pub use anchorer::{AnchorError, AnchorStatus, Anchorer, AnchorerConfig};
+pub use anchorer::{AnchorError, AnchorStatus, Anchorer, AnchorerConfig, RefusalCause};
 pub use digest::{anchor_digest, anchor_script, AnchorId, ANCHOR_TAG};
 pub use proof::{AnchorProof, ChainTrust, MerklePath, ProofError, VerifiedAnchor};
-pub use rpc::{RpcClient, RpcError};
+pub use rpc::{RpcClient, RpcError, UnspentOutput, COINBASE_MATURITY};
 pub use state::{AnchorState, ConfirmedAnchor, StateError};
 pub use tx::{AnchorKey, ScriptKind, SignedAnchorTx, TxError, Utxo};
 

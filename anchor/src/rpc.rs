@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
-use bitcoin::{Address, Block, BlockHash, Transaction, Txid};
+use bitcoin::{Address, Amount, Block, BlockHash, OutPoint, ScriptBuf, Transaction, Txid};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -73,6 +73,44 @@ struct Response {
 struct ErrorObject {
     code: i64,
     message: String,
+}
+
+/// An unspent output as `gettxout` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnspentOutput {
+    /// Its value in satoshis.
+    pub value_sat: u64,
+    /// The script it pays.
+    pub script_pubkey: ScriptBuf,
+    /// Blocks from the one holding its transaction to the tip, inclusive; 0 in the mempool.
+    pub confirmations: u64,
+    /// Whether a coinbase created it (spendable only after [`COINBASE_MATURITY`] blocks).
+    pub coinbase: bool,
+}
+
+impl UnspentOutput {
+    /// Whether a transaction in the next block may spend it.
+    pub fn is_mature(&self) -> bool {
+        !self.coinbase || self.confirmations >= COINBASE_MATURITY
+    }
+}
+
+/// Confirmations a coinbase output needs before a transaction in the next block may spend it.
+pub const COINBASE_MATURITY: u64 = 100;
+
+#[derive(Deserialize)]
+struct RawTxOut {
+    confirmations: u64,
+    value: f64,
+    #[serde(rename = "scriptPubKey")]
+    script_pubkey: RawScript,
+    #[serde(default)]
+    coinbase: bool,
+}
+
+#[derive(Deserialize)]
+struct RawScript {
+    hex: String,
 }
 
 /// JSON-RPC client with HTTP basic auth.
@@ -262,6 +300,37 @@ impl RpcClient {
             ));
         }
         Ok(tx)
+    }
+
+    /// `gettxout txid vout include_mempool`: the output if it is unspent in the node's best
+    /// chain (and, with `include_mempool`, also if only a mempool transaction created it);
+    /// `None` if it is spent, or was never created on this chain. Needs no transaction index.
+    pub async fn get_tx_out(
+        &self,
+        outpoint: &OutPoint,
+        include_mempool: bool,
+    ) -> Result<Option<UnspentOutput>, RpcError> {
+        const M: &str = "gettxout";
+        let params = [
+            json!(outpoint.txid.to_string()),
+            json!(outpoint.vout),
+            json!(include_mempool),
+        ];
+        let Some(raw): Option<RawTxOut> = self.call(M, &params).await? else {
+            return Ok(None);
+        };
+        // The node states the value in BTC as a JSON number; `from_btc` reads it through its
+        // decimal text, and anything that is not a whole number of satoshis is refused.
+        let value = Amount::from_btc(raw.value)
+            .map_err(|e| RpcError::malformed(M, format!("value {}: {e}", raw.value)))?;
+        let script_pubkey = ScriptBuf::from_hex(&raw.script_pubkey.hex)
+            .map_err(|e| RpcError::malformed(M, format!("scriptPubKey hex: {e}")))?;
+        Ok(Some(UnspentOutput {
+            value_sat: value.to_sat(),
+            script_pubkey,
+            confirmations: raw.confirmations,
+            coinbase: raw.coinbase,
+        }))
     }
 
     /// `sendrawtransaction hex`; checks the node reports the same txid.

@@ -58,9 +58,14 @@ pub struct AnchorState {
     pub in_flight: Option<InFlight>,
     /// Anchors with the required confirmations, oldest first.
     pub confirmed: Vec<ConfirmedAnchor>,
-    /// Anchors given up because another transaction spent their input, oldest first.
+    /// Anchors given up because another transaction spent their input, or because an input
+    /// vanished from the chain, oldest first.
     #[serde(default)]
     pub abandoned: Vec<AbandonedAnchor>,
+    /// The last block searched for payments to the anchorer's script (set to the tip when
+    /// the state is first used); payments in later blocks are found and held.
+    #[serde(default)]
+    pub payments_searched: Option<BlockRef>,
 }
 
 /// A block of the best chain as last seen.
@@ -110,16 +115,20 @@ pub struct ConflictingSpend {
     pub returned: Vec<Utxo>,
 }
 
-/// An anchor given up for good because a conflicting spend of its input was final; its digest
-/// can be anchored again from the remaining funds.
+/// An anchor given up for good, because a conflicting spend of its input was final or because
+/// the node no longer knows one of its inputs; its digest can be anchored again from the
+/// remaining funds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbandonedAnchor {
     /// The anchor (its digest).
     pub id: AnchorId,
-    /// The transaction that spent its input.
-    pub conflicting_txid: Txid,
+    /// The transaction that spent its input, when one was seen in a block.
+    pub conflicting_txid: Option<Txid>,
     /// The block holding that transaction.
-    pub block: BlockRef,
+    pub block: Option<BlockRef>,
+    /// Its inputs that the node's chain and mempool no longer hold unspent, when that was why.
+    #[serde(default)]
+    pub missing_inputs: Vec<OutPoint>,
 }
 
 /// One signed version of the anchor transaction.
@@ -205,7 +214,38 @@ impl AnchorState {
             in_flight: None,
             confirmed: Vec::new(),
             abandoned: Vec::new(),
+            payments_searched: None,
         }
+    }
+
+    /// Satoshis the anchorer holds: its unspent outputs plus those the anchor in flight spends
+    /// (they come back as change).
+    pub fn held_sat(&self) -> u64 {
+        let in_flight = self.in_flight.iter().flat_map(|fl| &fl.spends);
+        self.utxos
+            .iter()
+            .chain(in_flight)
+            .map(|u| u.value_sat)
+            .sum()
+    }
+
+    /// Whether `outpoint` is already the anchorer's: held, or spent by the anchor in flight.
+    pub fn knows_output(&self, outpoint: &OutPoint) -> bool {
+        let in_flight = self.in_flight.iter().flat_map(|fl| &fl.spends);
+        self.utxos
+            .iter()
+            .chain(in_flight)
+            .any(|u| u.outpoint == *outpoint)
+    }
+
+    /// Whether `txid` is one of the anchorer's own transactions (a version in flight or a
+    /// confirmed anchor), whose outputs to its script are change, not payments.
+    pub fn is_own_tx(&self, txid: &Txid) -> bool {
+        self.in_flight
+            .iter()
+            .flat_map(|fl| &fl.versions)
+            .any(|v| v.txid == *txid)
+            || self.confirmed.iter().any(|c| c.txid == *txid)
     }
 
     /// Reads the state at `path`; `Ok(None)` if there is no file yet.

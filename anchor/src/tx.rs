@@ -221,6 +221,32 @@ pub fn build_anchor_tx(
     digest: &[u8; 32],
     fee_rate_sat_vb: u64,
 ) -> Result<SignedAnchorTx, TxError> {
+    let commitment = TxOut {
+        value: Amount::ZERO,
+        script_pubkey: anchor_script(digest),
+    };
+    build_signed(key, utxos, commitment, fee_rate_sat_vb)
+}
+
+/// Builds and signs a transaction paying `payment` from `utxos` (all spent), the rest less the
+/// fee back to `key`'s script as the second output, checked as [`build_anchor_tx`] is: how an
+/// operator's key funds an anchorer's address, or moves its funds elsewhere.
+pub fn build_payment_tx(
+    key: &AnchorKey,
+    utxos: &[Utxo],
+    payment: TxOut,
+    fee_rate_sat_vb: u64,
+) -> Result<SignedAnchorTx, TxError> {
+    build_signed(key, utxos, payment, fee_rate_sat_vb)
+}
+
+/// Spends all of `utxos` into `[first, change to key]` at `fee_rate_sat_vb`.
+fn build_signed(
+    key: &AnchorKey,
+    utxos: &[Utxo],
+    first: TxOut,
+    fee_rate_sat_vb: u64,
+) -> Result<SignedAnchorTx, TxError> {
     if fee_rate_sat_vb == 0 {
         return Err(TxError::ZeroFeeRate(fee_rate_sat_vb));
     }
@@ -234,11 +260,20 @@ pub fn build_anchor_tx(
     }
     let prevouts: Vec<TxOut> = utxos.iter().map(Utxo::txout).collect();
     let dust = own.minimal_non_dust();
-    let value = utxos
+    let total = utxos
         .iter()
         .map(|u| Amount::from_sat(u.value_sat))
         .try_fold(Amount::ZERO, Amount::checked_add)
         .ok_or_else(|| TxError::Sighash("input values overflow".into()))?;
+    // What is left for the fee and the change once the first output is paid.
+    let value = total
+        .checked_sub(first.value)
+        .ok_or(TxError::InsufficientFunds {
+            inputs: utxos.len(),
+            value: total,
+            fee: first.value,
+            dust,
+        })?;
 
     let mut fee = Amount::ZERO;
     // Converges in at most two rounds (the size is fixed apart from the signature lengths).
@@ -266,10 +301,7 @@ pub fn build_anchor_tx(
                 })
                 .collect(),
             output: vec![
-                TxOut {
-                    value: Amount::ZERO,
-                    script_pubkey: anchor_script(digest),
-                },
+                first.clone(),
                 TxOut {
                     value: change,
                     script_pubkey: own.clone(),

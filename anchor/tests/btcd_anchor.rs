@@ -242,11 +242,13 @@ async fn anchor_is_mined_and_its_proof_verifies() {
 async fn crash_between_signing_and_broadcast_leaves_exactly_one_anchor() {
     let h = Harness::new(ScriptKind::P2wpkh).await;
     let rpc = h.node.rpc();
-    let a = h.open_funded(1).await;
+    let mut a = h.open_funded(1).await;
     let d = digest(7);
 
-    // "Kill" the anchorer after it saved the signed transaction, before it broadcast it.
-    let id = a.anchor_crash_before_broadcast_for_tests(d).await.unwrap();
+    // Stop the anchorer after it saved the signed transaction, before it broadcast it.
+    let (id, fresh) = a.sign(d).await.unwrap();
+    assert!(fresh);
+    drop(a);
     let saved = AnchorState::load(&h.state_path()).unwrap().unwrap();
     let fl = saved
         .in_flight
@@ -547,7 +549,10 @@ async fn a_conflicting_spend_abandons_the_anchor_and_it_is_anchored_again() {
         AnchorStatus::Abandoned(ab) => ab,
         s => panic!("expected Abandoned, got {s:?}"),
     };
-    assert_eq!((abandoned.id, abandoned.conflicting_txid), (id, rogue_txid));
+    assert_eq!(
+        (abandoned.id, abandoned.conflicting_txid),
+        (id, Some(rogue_txid))
+    );
     let saved = AnchorState::load(&h.state_path()).unwrap().unwrap();
     assert!(saved.in_flight.is_none());
     assert_eq!(saved.abandoned, vec![abandoned]);

@@ -58,6 +58,10 @@ pub struct ExplorerConfig {
     pub bitcoin_password: String,
     /// The Bitcoin network proofs are checked against.
     pub network: String,
+    /// RSK blocks of anchoring lag, with a blocktree root waiting, past which the page and
+    /// `ipsat testnet status` report anchoring as stalled. Default 480: three periods of the
+    /// anchoring service's default 120 blocks plus its 6 confirmations at 20 RSK blocks each.
+    pub anchor_stall_after_rsk_blocks: u64,
 }
 
 impl Default for ExplorerConfig {
@@ -68,6 +72,10 @@ impl Default for ExplorerConfig {
             bitcoin_user: String::new(),
             bitcoin_password: String::new(),
             network: "regtest".into(),
+            anchor_stall_after_rsk_blocks: crate::anchor_service::default_stall_threshold(
+                AnchorConfig::default().period_rsk_blocks,
+                AnchorConfig::default().confirmations,
+            ),
         }
     }
 }
@@ -91,7 +99,10 @@ pub struct AnchorConfig {
     /// Name of the key in `<home>/keys` that is the gateway's anchorer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rsk_key: Option<String>,
-    /// Outputs (`txid:vout`) paying `bitcoin_key` that the anchorer may spend; added at start.
+    /// Outputs (`txid:vout`) paying `bitcoin_key` that the anchorer may spend, offered at
+    /// start: each is taken only if Bitcoin holds it unspent and (a coinbase) mature, and
+    /// skipped with a warning otherwise. Optional: payments to the anchorer's address are found
+    /// by the service itself (coinbases aside).
     pub fund: Vec<String>,
     /// RSK blocks between two anchors at least (one anchor per period, and only when the root
     /// changed).
@@ -100,8 +111,28 @@ pub struct AnchorConfig {
     pub confirmations: u32,
     /// Fee rate of anchor transactions, sat/vB.
     pub fee_rate_sat_vb: u64,
+    /// The highest fee rate a replacement may pay when the Bitcoin node refuses a fee as too
+    /// low (each replacement doubles the rate), sat/vB.
+    pub max_fee_rate_sat_vb: u64,
+    /// RSK blocks of lag, with a blocktree root waiting, past which the service warns that
+    /// anchoring is stalled (log, `ipsat_anchor_stalled`, `ipsat anchor status`). Default: three
+    /// periods plus the confirmations at 20 RSK blocks each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_after_rsk_blocks: Option<u64>,
     /// How often the service wakes up.
     pub poll_interval_ms: u64,
+}
+
+impl AnchorConfig {
+    /// [`Self::stall_after_rsk_blocks`], or its default.
+    pub fn stall_threshold(&self) -> u64 {
+        self.stall_after_rsk_blocks.unwrap_or_else(|| {
+            crate::anchor_service::default_stall_threshold(
+                self.period_rsk_blocks,
+                self.confirmations,
+            )
+        })
+    }
 }
 
 impl Default for AnchorConfig {
@@ -117,6 +148,8 @@ impl Default for AnchorConfig {
             period_rsk_blocks: 120,
             confirmations: 6,
             fee_rate_sat_vb: 2,
+            max_fee_rate_sat_vb: 100,
+            stall_after_rsk_blocks: None,
             poll_interval_ms: 2_000,
         }
     }

@@ -35,14 +35,24 @@ use crate::metrics::Metrics;
 /// Connects to the gateway `config` names (`rpc` and `address` must be set), sending as
 /// `sender`.
 pub async fn connect(config: &GatewayLinkConfig, sender: &secp256k1::SecretKey) -> Result<Gateway> {
+    let sender = PrivateKeySigner::from_bytes(&B256::from(sender.secret_bytes()))
+        .context("the gateway sender key")?;
+    connect_as(config, sender).await
+}
+
+/// Connects to the gateway `config` names to read its views: the sender is a throwaway key
+/// that never sends anything.
+pub async fn connect_reader(config: &GatewayLinkConfig) -> Result<Gateway> {
+    connect_as(config, PrivateKeySigner::random()).await
+}
+
+async fn connect_as(config: &GatewayLinkConfig, sender: PrivateKeySigner) -> Result<Gateway> {
     let (Some(rpc), Some(address)) = (&config.rpc, &config.address) else {
         anyhow::bail!("[gateway] rpc and address must both be set");
     };
     let address: EthAddress = address
         .parse()
         .context("[gateway] address is not a 20-byte hex address")?;
-    let sender = PrivateKeySigner::from_bytes(&B256::from(sender.secret_bytes()))
-        .context("the gateway sender key")?;
     let gateway_config = GatewayConfig {
         chain_id: config.chain_id,
         confirmations: config.confirmations,

@@ -130,9 +130,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
+            push_metric(&mut out, name, kind, help, value)
         };
         gauge(
             "ipsat_block_height",
@@ -277,10 +275,13 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may stay open, requests included.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn respond(metrics: &Metrics, request: &Request<hyper::body::Incoming>) -> Response<String> {
+fn respond(
+    render: &dyn Fn() -> String,
+    request: &Request<hyper::body::Incoming>,
+) -> Response<String> {
     let found = request.method() == Method::GET && request.uri().path() == "/metrics";
     let mut response = if found {
-        Response::new(metrics.render())
+        Response::new(render())
     } else {
         Response::new(String::new())
     };
@@ -295,16 +296,33 @@ fn respond(metrics: &Metrics, request: &Request<hyper::body::Incoming>) -> Respo
     response
 }
 
-/// Serves `GET /metrics` over HTTP/1.1 (hyper) until `shutdown` flips, within the
-/// connection limits of [`crate::limits`], with header and connection timeouts.
+/// Serves the node's `GET /metrics` until `shutdown` flips (see [`serve_text`]).
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<()> {
+    serve_text(listener, move || metrics.render(), shutdown).await
+}
+
+/// Serves `GET /metrics` with the Prometheus text `render` makes at each request, over
+/// HTTP/1.1 (hyper) until `shutdown` flips, within the connection limits of
+/// [`crate::limits`], with header and connection timeouts. The anchoring service uses it too.
+pub async fn serve_text<R>(listener: TcpListener, render: R, shutdown: Shutdown) -> Result<()>
+where
+    R: Fn() -> String + Send + Sync + 'static,
+{
     let timeouts = HttpTimeouts {
         header: HEADER_TIMEOUT,
         connection: CONNECTION_TIMEOUT,
     };
+    let render = Arc::new(render);
     serve_http1(listener, LIMITS, timeouts, shutdown, move |request| {
-        let response = respond(&metrics, &request);
+        let response = respond(render.as_ref(), &request);
         async move { response }
     })
     .await
+}
+
+/// Appends one metric in the Prometheus text format: its help, its type and its value.
+pub fn push_metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    ));
 }

@@ -5,7 +5,10 @@
 //! a key proven to Bitcoin and verified, value released back up). The explorer, rendered by
 //! headless Chromium, names both subnets, shows their heights advancing and the anchor, and
 //! checks the walkthrough's proof while refusing a tampered one. The Python example client
-//! signs a transfer that lands. `scripts/devnet down` leaves no process behind.
+//! signs a transfer that lands. The anchoring service, SIGKILLed as an operator might, is
+//! reported stalled by `ipsat testnet status`, `ipsat anchor status` and the explorer in
+//! Chromium, and started again with the same command it anchors again and the warning clears.
+//! `scripts/devnet down` leaves no process behind.
 //!
 //! It uses the devnet's fixed ports (8545, 18334, 8080, 9090-9093, 9190-9192, 26600-26737):
 //! stop a running devnet before running it.
@@ -242,9 +245,133 @@ async fn the_devnet_runs_the_whole_tree() {
         "{table}"
     );
 
+    operator_restarts_the_anchoring_service(&dir).await;
+
     let down = devnet(&dir, &["down"]);
     assert!(down.status.success(), "{down:?}");
     let left = processes_in(&dir);
     assert!(left.is_empty(), "processes left after down: {left:#?}");
     drop(running);
+}
+
+/// The stall warnings the tree's sources show now: the explorer's JSON, `ipsat testnet status`
+/// and `ipsat anchor status` in the anchoring service's home.
+async fn stall_warnings(dir: &Path) -> (Vec<String>, String, Vec<String>) {
+    let view = tree::view(EXPLORER).await.unwrap_or_default();
+    let stalled = |errors: &serde_json::Value| -> Vec<String> {
+        errors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str())
+            .filter(|e| e.starts_with("anchoring stalled"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let testnet = Command::new(env!("CARGO_BIN_EXE_ipsat"))
+        .args(["testnet", "status"])
+        .output()
+        .unwrap();
+    let anchor = Command::new(env!("CARGO_BIN_EXE_ipsat"))
+        .args(["anchor", "status", "--output", "json", "--home"])
+        .arg(dir.join("anchor"))
+        .output()
+        .unwrap();
+    let anchor: serde_json::Value = serde_json::from_slice(&anchor.stdout).unwrap_or_default();
+    (
+        stalled(&view["errors"]),
+        String::from_utf8_lossy(&testnet.stdout).into_owned(),
+        stalled(&anchor["errors"]),
+    )
+}
+
+/// SIGKILLs the devnet's anchoring service, waits for every source to report the stall, starts
+/// it again with the command the devnet runs, and waits for a new anchor and the all-clear.
+async fn operator_restarts_the_anchoring_service(dir: &Path) {
+    let pidfile = dir.join("run/anchor.pid");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the devnet's anchoring service, whose pid its pidfile names.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let before = tree::view(EXPLORER).await.unwrap()["gateway"]["anchor"]["btc_txid"].clone();
+    let started = std::time::Instant::now();
+    ipsat_tests::wait_until(
+        "the stall reported everywhere",
+        Duration::from_secs(300),
+        || async {
+            let (explorer, testnet, anchor) = stall_warnings(dir).await;
+            let reported = !explorer.is_empty()
+                && testnet.contains("error: anchoring stalled")
+                && !anchor.is_empty();
+            (
+                reported,
+                format!("explorer {explorer:?}, anchor status {anchor:?}"),
+            )
+        },
+    )
+    .await;
+    eprintln!(
+        "stall reported {:.0} s after the anchoring service was killed",
+        started.elapsed().as_secs_f64()
+    );
+    let dom = tree::rendered_dom(EXPLORER).unwrap();
+    assert!(
+        dom.contains("anchoring stalled"),
+        "no warning on the page: {dom}"
+    );
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-stalled.png");
+    tree::screenshot(EXPLORER, &shot).unwrap();
+    eprintln!("explorer screenshot with the stall: {}", shot.display());
+
+    // The same command the devnet launches, its pid where `down` finds it.
+    let relaunch = format!(
+        "setsid '{}' anchor start --home '{}' >>'{}' 2>&1 </dev/null & echo $! >'{}'",
+        env!("CARGO_BIN_EXE_ipsat"),
+        dir.join("anchor").display(),
+        dir.join("logs/anchor.log").display(),
+        pidfile.display()
+    );
+    assert!(Command::new("bash")
+        .arg("-c")
+        .arg(&relaunch)
+        .status()
+        .unwrap()
+        .success());
+    let restarted = std::time::Instant::now();
+    ipsat_tests::wait_until(
+        "a new anchor and no stall",
+        Duration::from_secs(300),
+        || async {
+            let view = tree::view(EXPLORER).await.unwrap_or_default();
+            let anchor = view["gateway"]["anchor"]["btc_txid"].clone();
+            let (explorer, _, anchor_status) = stall_warnings(dir).await;
+            (
+                anchor != before && explorer.is_empty() && anchor_status.is_empty(),
+                format!("anchor {anchor}, explorer {explorer:?}, anchor status {anchor_status:?}"),
+            )
+        },
+    )
+    .await;
+    eprintln!(
+        "a new anchor {:.0} s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
+    let log = std::fs::read_to_string(dir.join("logs/anchor.log")).unwrap();
+    assert!(
+        log.contains("[anchor] fund: output") && log.contains("is spent"),
+        "the spent funding output was not skipped on the restart:\n{}",
+        ipsat_tests::log_tail(&dir.join("logs/anchor.log"))
+    );
+    let metrics = reqwest::get("http://127.0.0.1:9480/metrics")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("ipsat_anchor_stalled 0"), "{metrics}");
 }

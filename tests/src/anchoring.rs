@@ -39,6 +39,8 @@ pub struct AnchorHome {
     pub rsk_address: String,
     /// The regtest address of its `bitcoin` key, which pays for anchors.
     pub bitcoin_address: BtcAddress,
+    /// Where the running service serves its Prometheus metrics.
+    pub metrics_port: u16,
 }
 
 /// How the service anchors.
@@ -89,34 +91,56 @@ impl AnchorHome {
             home,
             rsk_address: rsk_key["address"].as_str().unwrap().to_owned(),
             bitcoin_address,
+            metrics_port: std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
         }
     }
 
-    /// Writes the `[gateway]` and `[anchor]` sections for `btcd` and `settings`.
+    /// Writes the `[gateway]`, `[anchor]` and `[metrics]` sections for `btcd` and `settings`.
     pub fn configure(&self, btcd: &Btcd, settings: &AnchorSettings<'_>) {
+        self.configure_with(btcd, settings, "");
+    }
+
+    /// As [`Self::configure`], with `extra` lines (`key = value`) in `[anchor]`.
+    pub fn configure_with(&self, btcd: &Btcd, settings: &AnchorSettings<'_>, extra: &str) {
         let toml = format!(
             "[gateway]\nrpc = \"{}\"\naddress = \"{}\"\nconfirmations = 2\n\n\
              [anchor]\nbitcoin_rpc = \"{}\"\nbitcoin_user = \"{RPC_USER}\"\n\
              bitcoin_password = \"{RPC_PASS}\"\nbitcoin_key = \"bitcoin\"\nrsk_key = \"anchorer\"\n\
-             fund = [\"{}\"]\nperiod_rsk_blocks = {}\nconfirmations = {}\npoll_interval_ms = 300\n",
+             fund = [\"{}\"]\nperiod_rsk_blocks = {}\nconfirmations = {}\npoll_interval_ms = 300\n\
+             {extra}\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
             settings.rsk,
             settings.gateway,
             btcd.rpc_url,
             settings.fund,
             settings.period_rsk_blocks,
             settings.confirmations,
+            self.metrics_port,
         );
         std::fs::write(self.home.join("config/ipsat.toml"), toml).unwrap();
     }
 
     /// Starts `ipsat anchor start` in its own process group, logging to `anchor.log`.
     pub fn start(&self) -> Child {
+        self.start_stopping_at(None)
+    }
+
+    /// As [`Self::start`], and the service stops itself (SIGSTOP) when it reaches the fault
+    /// point `stop_at` (`IPSAT_FAULT_STOP_AT`, see the node's anchoring service).
+    pub fn start_stopping_at(&self, stop_at: Option<&str>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.home.join("anchor.log"))
             .unwrap();
-        Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if let Some(point) = stop_at {
+            command.env("IPSAT_FAULT_STOP_AT", point);
+        }
+        command
             .args(["anchor", "start", "--home"])
             .arg(&self.home)
             .env("RUST_LOG", "info")

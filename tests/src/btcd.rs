@@ -30,6 +30,22 @@ fn find_btcd() -> PathBuf {
     })
 }
 
+fn spawn_btcd(dir: &std::path::Path, args: &[String]) -> Child {
+    let btcd = find_btcd();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("btcd.stdout"))
+        .unwrap();
+    Command::new(&btcd)
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", btcd.display()))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -52,51 +68,81 @@ pub struct Btcd {
     pub rpc_url: String,
     /// Where mined coinbases pay.
     pub mining_address: Address,
+    /// The command line it was started with, for [`Self::restart`].
+    args: Vec<String>,
 }
 
 impl Btcd {
     /// Starts btcd mining to `mining_address` and waits for its RPC.
     pub async fn start(mining_address: &Address) -> Btcd {
-        let btcd = find_btcd();
+        Self::start_with(mining_address, &[]).await
+    }
+
+    /// As [`Self::start`], with more command-line options (e.g. `--minrelaytxfee=...`).
+    pub async fn start_with(mining_address: &Address, extra: &[&str]) -> Btcd {
         let dir = tempfile::tempdir().unwrap();
         let (p2p, rpc) = (free_port(), free_port());
         let d = dir.path().to_str().unwrap().to_string();
-        let log = std::fs::File::create(dir.path().join("btcd.stdout")).unwrap();
-        let child = Command::new(&btcd)
-            .args(["-C", "/dev/null", "--regtest", "--notls", "--txindex"])
-            .args(["--miningaddr", &mining_address.to_string()])
-            .args(["--datadir", &d, "--logdir", &d])
-            .args(["--listen", &format!("127.0.0.1:{p2p}")])
-            .args(["--rpclisten", &format!("127.0.0.1:{rpc}")])
-            .args(["--rpcuser", RPC_USER, "--rpcpass", RPC_PASS])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", btcd.display()));
+        let mut args: Vec<String> = ["-C", "/dev/null", "--regtest", "--notls", "--txindex"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend([
+            "--miningaddr".into(),
+            mining_address.to_string(),
+            "--datadir".into(),
+            d.clone(),
+            "--logdir".into(),
+            d,
+            "--listen".into(),
+            format!("127.0.0.1:{p2p}"),
+            "--rpclisten".into(),
+            format!("127.0.0.1:{rpc}"),
+            "--rpcuser".into(),
+            RPC_USER.into(),
+            "--rpcpass".into(),
+            RPC_PASS.into(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn_btcd(dir.path(), &args);
         let mut node = Btcd {
             child,
             dir,
             rpc_url: format!("http://127.0.0.1:{rpc}"),
             mining_address: mining_address.clone(),
+            args,
         };
-        let rpc = node.rpc();
+        node.wait_for_rpc().await;
+        node
+    }
+
+    /// Stops btcd (SIGTERM) and starts it again on the same ports and directory. btcd keeps
+    /// no regtest chain across a restart (measured: height 0 after it), so this is a Bitcoin
+    /// node that started over under whatever used it.
+    pub async fn restart(&mut self) {
+        // SAFETY: kill(2) on the pid of the child this harness started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().unwrap();
+        self.child = spawn_btcd(self.dir.path(), &self.args);
+        self.wait_for_rpc().await;
+    }
+
+    async fn wait_for_rpc(&mut self) {
+        let rpc = self.rpc();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if rpc.get_block_count().await.is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("btcd exited with {status}: {}", node.log());
+        while rpc.get_block_count().await.is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("btcd exited with {status}: {}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "btcd RPC not ready after 60 s: {}",
-                node.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        node
     }
 
     /// Starts btcd as [`Self::start`] does and mines until segwit is active; its first

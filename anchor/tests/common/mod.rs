@@ -35,10 +35,15 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(kind: ScriptKind) -> Harness {
+        Self::with_btcd_args(kind, &[]).await
+    }
+
+    /// As [`Self::new`], btcd started with `extra` options.
+    pub async fn with_btcd_args(kind: ScriptKind, extra: &[&str]) -> Harness {
         init_tracing();
         let secret = SecretKey::from_slice(&[0x01; 32]).unwrap();
         let key = AnchorKey::new(secret, kind);
-        let node = Btcd::start(&key.address(Network::Regtest)).await;
+        let node = Btcd::start_with(&key.address(Network::Regtest), extra).await;
         node.mine(ACTIVATION_HEIGHT).await;
         let info: Value = node.rpc().call("getblockchaininfo", &[]).await.unwrap();
         for fork in ["segwit", "taproot"] {
@@ -84,6 +89,11 @@ impl Harness {
         let mut a = self.open().await;
         a.fund(self.coinbase(height).await).await.unwrap();
         a
+    }
+
+    /// The anchorer's key.
+    pub fn key(&self) -> AnchorKey {
+        AnchorKey::new(self.secret, self.kind)
     }
 
     /// The coinbase output of block `height`, which pays the anchorer's key.

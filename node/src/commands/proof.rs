@@ -31,6 +31,7 @@ use serde_json::json;
 
 use super::gateway::GatewayArgs;
 use super::{bytes_arg, print, Output};
+use crate::anchor_service::AnchorLag;
 use crate::client::Client;
 use crate::gateway_link;
 
@@ -82,8 +83,8 @@ pub struct BuildArgs {
     /// --height.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 900)]
+    /// With --wait, give up after this many seconds with an error saying what was missing.
+    #[arg(long, visible_alias = "timeout", default_value_t = 900)]
     pub wait_timeout_secs: u64,
     /// Bitcoin headers in the proof, from the anchor's block up (fewer if the chain is
     /// shorter).
@@ -295,12 +296,19 @@ async fn build(args: BuildArgs, node: &str, output: Output) -> Result<()> {
         match sources.attempt(args.height, start_height).await? {
             Attempt::Built(proof) => break proof,
             Attempt::NotYet(NotYet(why)) if args.wait => {
+                let lag = match AnchorLag::read(&sources.gateway, Some(&sources.bitcoin)).await {
+                    Ok(lag) => lag.describe(),
+                    Err(e) => format!("anchor lag unknown: {e:#}"),
+                };
                 ensure!(
                     started.elapsed() < Duration::from_secs(args.wait_timeout_secs),
-                    "gave up after {} s: {why}",
+                    "gave up after {} s (--timeout): {why}; {lag}",
                     args.wait_timeout_secs
                 );
-                eprintln!("waiting ({:.0} s): {why}", started.elapsed().as_secs_f64());
+                eprintln!(
+                    "waiting ({:.0} s): {why}; {lag}",
+                    started.elapsed().as_secs_f64()
+                );
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
             Attempt::NotYet(NotYet(why)) => bail!("{why} (--wait waits for it)"),

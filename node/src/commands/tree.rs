@@ -44,6 +44,15 @@ const SEGWIT_ACTIVE_HEIGHT: u64 = 432;
 /// How long any one wait may make no progress before the setup gives up.
 const PATIENCE: Duration = Duration::from_secs(300);
 
+/// The anchoring service's period and confirmations in the devnet.
+const ANCHOR_PERIOD_RSK_BLOCKS: u64 = 10;
+const ANCHOR_CONFIRMATIONS: u32 = 2;
+/// Anchoring lag past which the devnet reports a stall. Three periods plus two confirmations
+/// at the devnet's 5 RSK blocks per Bitcoin block (anvil mines every second, the miner every
+/// 5 s) is 40; both run on wall-clock time on a shared machine, so the devnet allows 60.
+const DEVNET_ANCHOR_STALL_RSK_BLOCKS: u64 = 60;
+/// Where the devnet's anchoring service serves its metrics.
+const ANCHOR_METRICS_PORT: u16 = 9480;
 const LEVEL_ONE: &str = "alpha";
 const LEVEL_TWO: &str = "beta";
 
@@ -597,6 +606,7 @@ impl Setup {
             config.explorer.bitcoin_rpc = Some(self.args.bitcoin_rpc.clone());
             config.explorer.bitcoin_user = self.args.bitcoin_user.clone();
             config.explorer.bitcoin_password = self.args.bitcoin_password.clone();
+            config.explorer.anchor_stall_after_rsk_blocks = DEVNET_ANCHOR_STALL_RSK_BLOCKS;
         }
         config.write(&home)
     }
@@ -654,9 +664,11 @@ impl Setup {
         config.anchor.bitcoin_password = self.args.bitcoin_password.clone();
         config.anchor.rsk_key = Some("anchorer".into());
         config.anchor.fund = vec![fund.to_owned()];
-        config.anchor.period_rsk_blocks = 10;
-        config.anchor.confirmations = 2;
+        config.anchor.period_rsk_blocks = ANCHOR_PERIOD_RSK_BLOCKS;
+        config.anchor.confirmations = ANCHOR_CONFIRMATIONS;
         config.anchor.poll_interval_ms = 1_000;
+        config.anchor.stall_after_rsk_blocks = Some(DEVNET_ANCHOR_STALL_RSK_BLOCKS);
+        config.metrics.listen = Some(([127, 0, 0, 1], ANCHOR_METRICS_PORT).into());
         config.write(&home)
     }
 
@@ -789,11 +801,14 @@ pub async fn status(args: StatusArgs, output: Output) -> Result<()> {
                 )),
                 None => human.push_str("anchor  none recorded yet\n"),
             }
+            if let Some(lag) = &g.anchor_lag {
+                human.push_str(&format!("lag     {}\n", lag.describe()));
+            }
         }
         None => human.push_str("no gateway\n"),
     }
     for error in &view.errors {
-        human.push_str(&format!("unreachable: {error}\n"));
+        human.push_str(&format!("error: {error}\n"));
     }
     print(
         output,

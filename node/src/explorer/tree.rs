@@ -17,6 +17,7 @@ use ipsat_rootnet_bridge::{Gateway, GatewayConfig, IpsatGateway};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::anchor_service::AnchorLag;
 use crate::client::Client;
 use crate::config::{ExplorerConfig, GatewayLinkConfig};
 
@@ -73,6 +74,9 @@ pub struct GatewayView {
     pub rsk_height: u64,
     pub blocktree_root: String,
     pub anchor: Option<AnchorView>,
+    /// How far anchoring is behind the gateway (`None` if it could not be read).
+    #[serde(default)]
+    pub anchor_lag: Option<AnchorLag>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +153,7 @@ impl Sources {
                 Err(e) => view.errors.push(format!("{endpoint}: {e:#}")),
             }
         }
-        let gateway = match self.gateway_reading(&nodes).await {
+        let gateway = match self.gateway_reading(&nodes, bitcoin.as_ref()).await {
             Ok(reading) => reading,
             Err(e) => {
                 view.errors.push(format!("RSK gateway: {e:#}"));
@@ -221,6 +225,13 @@ impl Sources {
                         .push(format!("Bitcoin node, the anchor's block: {e}")),
                 }
             }
+            let threshold = self.explorer.anchor_stall_after_rsk_blocks;
+            view.errors.extend(
+                gateway
+                    .anchor_lag
+                    .as_ref()
+                    .and_then(|lag| lag.stall_warning(threshold)),
+            );
             view.gateway = Some(gateway);
         }
         view
@@ -241,6 +252,7 @@ impl Sources {
     async fn gateway_reading(
         &self,
         nodes: &BTreeMap<String, NodeReading>,
+        bitcoin: Option<&RpcClient>,
     ) -> Result<Option<GatewayReading>> {
         let (Some(rpc), Some(address)) = (&self.gateway.rpc, &self.gateway.address) else {
             return Ok(None);
@@ -301,6 +313,7 @@ impl Sources {
             );
         }
         let recorded = anchor.btcTxid != B256::ZERO;
+        let anchor_lag = AnchorLag::read(&gateway, bitcoin).await.ok();
         Ok(Some(GatewayReading {
             view: GatewayView {
                 address: address.to_string(),
@@ -315,6 +328,7 @@ impl Sources {
                     in_best_chain: None,
                     confirmations: None,
                 }),
+                anchor_lag,
             },
             subnets,
         }))
