@@ -423,6 +423,8 @@ impl AnchorService {
     /// or start the next one when it is due.
     async fn step(&mut self) -> Result<()> {
         self.take_configured_funds().await?;
+        // Before anything that needs funds: a payment is how an empty anchorer gets them.
+        self.anchorer.find_payments().await?;
         let lag = AnchorLag::read(&self.gateway, Some(self.anchorer.rpc())).await?;
         self.observe(&lag);
         match load_pending(&self.settings.pending_path)? {
