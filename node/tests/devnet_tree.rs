@@ -367,11 +367,18 @@ async fn operator_restarts_the_anchoring_service(dir: &Path) {
         "the spent funding output was not skipped on the restart:\n{}",
         ipsat_tests::log_tail(&dir.join("logs/anchor.log"))
     );
-    let metrics = reqwest::get("http://127.0.0.1:9480/metrics")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("ipsat_anchor_stalled 0"), "{metrics}");
+    // The service's own gauge follows at its next step.
+    ipsat_tests::wait_until("the service's stall gauge cleared", Duration::from_secs(60), || async {
+        let metrics = match reqwest::get("http://127.0.0.1:9480/metrics").await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        let gauge = metrics
+            .lines()
+            .find(|l| l.starts_with("ipsat_anchor_stalled "))
+            .unwrap_or("no ipsat_anchor_stalled")
+            .to_owned();
+        (gauge == "ipsat_anchor_stalled 0", gauge)
+    })
+    .await;
 }
