@@ -9,9 +9,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{txs_committing, Harness, CONFIRMATIONS};
+use common::Harness;
 use ipsat_anchor::bitcoin::hashes::Hash as _;
 use ipsat_anchor::bitcoin::{Amount, OutPoint, TxOut, Txid};
 use ipsat_anchor::state::{AnchorState, BlockRef, InFlight, TxVersion};
@@ -22,14 +20,10 @@ fn digest(n: u64) -> [u8; 32] {
     anchor_digest(33, 2_000 + n, [n as u8; 32], [0xc3; 32])
 }
 
-/// Anchors `d` and mines until it is confirmed; returns its txid.
+/// Anchors `d` and mines until it is confirmed, committed once; returns its txid.
 async fn anchor_and_confirm(h: &Harness, a: &mut ipsat_anchor::Anchorer, d: [u8; 32]) -> Txid {
     a.anchor(d).await.unwrap();
-    h.node.mine(u64::from(CONFIRMATIONS)).await;
-    a.wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
-        .await
-        .unwrap()
-        .txid
+    h.confirm(a).await.txid
 }
 
 #[tokio::test]
@@ -96,15 +90,7 @@ async fn a_stale_output_in_the_state_is_dropped_before_signing() {
     let fl = a.state().in_flight.clone().unwrap();
     assert_eq!(fl.spends, change, "the spent output was not signed");
     assert!(a.state().utxos.is_empty());
-    h.node.mine(u64::from(CONFIRMATIONS)).await;
-    let c = a
-        .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        txs_committing(&h.node.rpc(), 1, &d).await,
-        vec![(c.height, c.txid)]
-    );
+    assert_eq!(h.confirm(&mut a).await.id.0, d);
 }
 
 #[tokio::test]
@@ -169,12 +155,7 @@ async fn an_anchor_spending_a_vanished_input_is_abandoned_and_signed_again() {
     a.anchor(d).await.unwrap();
     let fl = a.state().in_flight.clone().unwrap();
     assert_eq!(fl.spends, vec![change]);
-    h.node.mine(u64::from(CONFIRMATIONS)).await;
-    let c = a
-        .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(txs_committing(&rpc, 1, &d).await, vec![(c.height, c.txid)]);
+    assert_eq!(h.confirm(&mut a).await.id.0, d);
     assert_eq!(a.state().abandoned.len(), 1);
 }
 
@@ -222,16 +203,8 @@ async fn a_fee_below_the_minimum_is_refused_once_and_replaced() {
         s => panic!("expected Pending, got {s:?}"),
     }
     assert_eq!(h.node.mempool().await, vec![replacement]);
-    h.node.mine(u64::from(CONFIRMATIONS)).await;
-    let c = a
-        .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(c.txid, replacement);
-    assert_eq!(
-        txs_committing(&h.node.rpc(), 1, &d).await,
-        vec![(c.height, c.txid)]
-    );
+    let c = h.confirm(&mut a).await;
+    assert_eq!((c.id.0, c.txid), (d, replacement));
 }
 
 #[tokio::test]
@@ -278,9 +251,7 @@ async fn a_payment_to_the_address_is_found_and_spent() {
     a.poll().await.unwrap();
     assert_eq!(a.state().utxos.len(), 2);
 
-    let d = digest(9);
-    anchor_and_confirm(&h, &mut a, d).await;
-    assert_eq!(txs_committing(&rpc, 1, &d).await.len(), 1);
+    anchor_and_confirm(&h, &mut a, digest(9)).await;
     // The anchor's own change is not a payment.
     h.node.mine(1).await;
     a.poll().await.unwrap();

@@ -30,6 +30,55 @@ use ipsat_tests::wait_until;
 const RBTC: u128 = 1_000_000_000_000_000_000;
 const CONFIRMATIONS: u64 = 3;
 
+/// anvil as RSK (chain id 33, a block a second) behind the RSK-strict filter, and a gateway
+/// whose anchorer is the anchoring service's key, funded.
+struct Rsk {
+    /// Held only to keep anvil running: dropping it stops anvil.
+    _anvil: Anvil,
+    proxy: RskStrictProxy,
+    gateway: Gateway,
+    admin: PrivateKeySigner,
+}
+
+/// An anchoring service's home in `dir` and RSK on `port` with its gateway.
+async fn service_and_rsk(dir: &std::path::Path, port: u16) -> (AnchorHome, Rsk) {
+    let home = AnchorHome::create(env!("CARGO_BIN_EXE_ipsat").as_ref(), dir.join("anchor"));
+    let rsk = Rsk::start(port, &home).await;
+    (home, rsk)
+}
+
+impl Rsk {
+    async fn start(port: u16, service: &AnchorHome) -> Self {
+        let anvil = Anvil::start(port, true).unwrap();
+        anvil.mine_every_second().await.unwrap();
+        anvil
+            .set_balance(&service.rsk_address, 10 * RBTC)
+            .await
+            .unwrap();
+        let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
+        let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
+        let anchorer: EthAddress = service.rsk_address.parse().unwrap();
+        let gateway = Gateway::deploy(
+            &proxy.url,
+            admin.clone(),
+            GatewayConfig {
+                confirmations: 2,
+                ..GatewayConfig::default()
+            },
+            anchorer,
+            U256::from(RBTC),
+        )
+        .await
+        .unwrap();
+        Self {
+            _anvil: anvil,
+            proxy,
+            gateway,
+            admin,
+        }
+    }
+}
+
 /// A one-validator subnet with one accepted checkpoint: the blocktree root is not zero.
 async fn checkpointed_subnet(gateway: &Gateway, validator: &PrivateKeySigner) -> B256 {
     let subnet = gateway
@@ -96,35 +145,15 @@ async fn next_checkpoint(gateway: &Gateway, validator: &PrivateKeySigner, subnet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let service_home = AnchorHome::create(
-        env!("CARGO_BIN_EXE_ipsat").as_ref(),
-        dir.path().join("anchor"),
-    );
-
     // RSK: the gateway, whose anchorer is the service's key, and a checkpointed subnet.
-    let anvil = Anvil::start(28950, true).unwrap();
-    anvil.mine_every_second().await.unwrap();
-    anvil
-        .set_balance(&service_home.rsk_address, 10 * RBTC)
-        .await
-        .unwrap();
-    let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
-    let config = GatewayConfig {
-        confirmations: 2,
-        ..GatewayConfig::default()
-    };
-    let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
-    let anchorer: EthAddress = service_home.rsk_address.parse().unwrap();
-    let gateway = Gateway::deploy(
-        &proxy.url,
-        admin.clone(),
-        config,
-        anchorer,
-        U256::from(RBTC),
-    )
-    .await
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (service_home, rsk) = service_and_rsk(dir.path(), 28950).await;
+    let Rsk {
+        proxy,
+        gateway,
+        admin,
+        ..
+    } = &rsk;
     checkpointed_subnet(&gateway, &admin).await;
 
     // Bitcoin: btcd mining to the service's address, segwit active, a mature coinbase to spend.
@@ -435,30 +464,13 @@ fn signal(child: &mut std::process::Child, sig: libc::c_int) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
     let dir = tempfile::tempdir().unwrap();
-    let home = AnchorHome::create(
-        env!("CARGO_BIN_EXE_ipsat").as_ref(),
-        dir.path().join("anchor"),
-    );
-    let anvil = Anvil::start(28970, true).unwrap();
-    anvil.mine_every_second().await.unwrap();
-    anvil
-        .set_balance(&home.rsk_address, 10 * RBTC)
-        .await
-        .unwrap();
-    let proxy = RskStrictProxy::start(&anvil.url).await.unwrap();
-    let admin: PrivateKeySigner = DEV_KEY.parse().unwrap();
-    let gateway = Gateway::deploy(
-        &proxy.url,
-        admin.clone(),
-        GatewayConfig {
-            confirmations: 2,
-            ..GatewayConfig::default()
-        },
-        home.rsk_address.parse().unwrap(),
-        U256::from(RBTC),
-    )
-    .await
-    .unwrap();
+    let (home, rsk) = service_and_rsk(dir.path(), 28970).await;
+    let Rsk {
+        proxy,
+        gateway,
+        admin,
+        ..
+    } = &rsk;
     let subnet = checkpointed_subnet(&gateway, &admin).await;
 
     // Bitcoin: btcd mines to a miner's key and relays nothing under 5 sat/vB, so every anchor

@@ -7,7 +7,8 @@
 //! checks the walkthrough's proof while refusing a tampered one. The Python example client
 //! signs a transfer that lands. The anchoring service, SIGKILLed as an operator might, is
 //! reported stalled by `ipsat testnet status`, `ipsat anchor status` and the explorer in
-//! Chromium, and started again with the same command it anchors again and the warning clears.
+//! Chromium while `ipsat proof --wait` prints the lag and gives up at its `--timeout`; started
+//! again with the same command it anchors again and the warning clears.
 //! `scripts/devnet down` leaves no process behind.
 //!
 //! It uses the devnet's fixed ports (8545, 18334, 8080, 9090-9093, 9190-9192, 26600-26737):
@@ -298,7 +299,41 @@ async fn operator_restarts_the_anchoring_service(dir: &Path) {
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
-    let before = tree::view(EXPLORER).await.unwrap()["gateway"]["anchor"]["btc_txid"].clone();
+    let view = tree::view(EXPLORER).await.unwrap();
+    let before = view["gateway"]["anchor"]["btc_txid"].clone();
+    // A proof of the walkthrough's key waited for meanwhile: no anchor can cover beta's height
+    // now, so it gives up at its --timeout, saying what is missing and how old the last anchor is.
+    let proof_wait = Command::new(env!("CARGO_BIN_EXE_ipsat"))
+        .args([
+            "proof",
+            "/r33/alpha/beta",
+            "notes",
+            "hello",
+            "--wait",
+            "--timeout",
+            "25",
+        ])
+        .args([
+            "--node",
+            "http://127.0.0.1:9190",
+            "--parent-node",
+            "http://127.0.0.1:9090",
+        ])
+        .arg("-o")
+        .arg(dir.join("never.ipbt"))
+        .env("IPSAT_HOME", dir)
+        .env("IPSAT_RSK_RPC", "http://127.0.0.1:8545")
+        .env(
+            "IPSAT_GATEWAY",
+            view["gateway"]["address"].as_str().unwrap(),
+        )
+        .env("IPSAT_BITCOIN_RPC", BITCOIN_RPC)
+        .env("IPSAT_BITCOIN_USER", "ipsat")
+        .env("IPSAT_BITCOIN_PASSWORD", "ipsat")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = std::time::Instant::now();
     ipsat_tests::wait_until(
         "the stall reported everywhere",
@@ -319,6 +354,15 @@ async fn operator_restarts_the_anchoring_service(dir: &Path) {
         "stall reported {:.0} s after the anchoring service was killed",
         started.elapsed().as_secs_f64()
     );
+    let waited = proof_wait.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&waited.stderr);
+    assert!(!waited.status.success(), "the proof was built: {said}");
+    assert!(
+        said.contains("waiting (") && said.contains("last anchored root"),
+        "no lag in the progress: {said}"
+    );
+    assert!(said.contains("gave up after 25 s (--timeout)"), "{said}");
+    assert!(!dir.join("never.ipbt").exists());
     let dom = tree::rendered_dom(EXPLORER).unwrap();
     assert!(
         dom.contains("anchoring stalled"),
@@ -368,17 +412,21 @@ async fn operator_restarts_the_anchoring_service(dir: &Path) {
         ipsat_tests::log_tail(&dir.join("logs/anchor.log"))
     );
     // The service's own gauge follows at its next step.
-    ipsat_tests::wait_until("the service's stall gauge cleared", Duration::from_secs(60), || async {
-        let metrics = match reqwest::get("http://127.0.0.1:9480/metrics").await {
-            Ok(response) => response.text().await.unwrap_or_default(),
-            Err(e) => e.to_string(),
-        };
-        let gauge = metrics
-            .lines()
-            .find(|l| l.starts_with("ipsat_anchor_stalled "))
-            .unwrap_or("no ipsat_anchor_stalled")
-            .to_owned();
-        (gauge == "ipsat_anchor_stalled 0", gauge)
-    })
+    ipsat_tests::wait_until(
+        "the service's stall gauge cleared",
+        Duration::from_secs(60),
+        || async {
+            let metrics = match reqwest::get("http://127.0.0.1:9480/metrics").await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            let gauge = metrics
+                .lines()
+                .find(|l| l.starts_with("ipsat_anchor_stalled "))
+                .unwrap_or("no ipsat_anchor_stalled")
+                .to_owned();
+            (gauge == "ipsat_anchor_stalled 0", gauge)
+        },
+    )
     .await;
 }

@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipsat_anchor::bitcoin::secp256k1::SecretKey;
 use ipsat_anchor::bitcoin::{Network, OutPoint};
-use ipsat_anchor::{AnchorKey, Anchorer, AnchorerConfig, ScriptKind};
+use ipsat_anchor::{AnchorKey, Anchorer, AnchorerConfig, ConfirmedAnchor, ScriptKind};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -89,6 +90,22 @@ impl Harness {
         let mut a = self.open().await;
         a.fund(self.coinbase(height).await).await.unwrap();
         a
+    }
+
+    /// Mines the confirmations of `a`'s anchor in flight and polls until it is confirmed;
+    /// asserts that exactly one transaction on the chain commits its digest.
+    pub async fn confirm(&self, a: &mut Anchorer) -> ConfirmedAnchor {
+        self.node.mine(u64::from(CONFIRMATIONS)).await;
+        let c = a
+            .wait_confirmed(Duration::from_millis(50), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            txs_committing(&self.node.rpc(), 1, c.id.digest()).await,
+            vec![(c.height, c.txid)],
+            "exactly one transaction commits the digest"
+        );
+        c
     }
 
     /// The anchorer's key.

@@ -201,8 +201,9 @@ struct ConfirmedReport {
 async fn status(home: &Path, config: &Config, output: Output) -> Result<()> {
     let anchor = &config.anchor;
     let key = bitcoin_key(home, config)?;
+    let network = network(config)?;
     let state = AnchorState::load(&anchorer_state_path(home))?
-        .unwrap_or_else(|| AnchorState::new(Network::Regtest, key.script_pubkey()));
+        .unwrap_or_else(|| AnchorState::new(network, key.script_pubkey()));
     let pending = load_pending(&pending_path(home))?;
     let mut errors = Vec::new();
     let lag = match read_lag(config).await {
@@ -216,7 +217,7 @@ async fn status(home: &Path, config: &Config, output: Output) -> Result<()> {
     errors.extend(lag.as_ref().and_then(|l| l.stall_warning(threshold)));
     errors.extend(low_balance_warning(&state, anchor.fee_rate_sat_vb));
     let report = StatusReport {
-        address: key.address(network(config)?).to_string(),
+        address: key.address(network).to_string(),
         pending,
         in_flight: state.in_flight.as_ref().map(|f| InFlightReport {
             digest: f.id.to_string(),
