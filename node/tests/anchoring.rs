@@ -154,7 +154,7 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
         admin,
         ..
     } = &rsk;
-    checkpointed_subnet(&gateway, &admin).await;
+    checkpointed_subnet(gateway, admin).await;
 
     // Bitcoin: btcd mining to the service's address, segwit active, a mature coinbase to spend.
     let btcd = Btcd::start_active(&service_home.bitcoin_address).await;
@@ -471,7 +471,7 @@ async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
         admin,
         ..
     } = &rsk;
-    let subnet = checkpointed_subnet(&gateway, &admin).await;
+    let subnet = checkpointed_subnet(gateway, admin).await;
 
     // Bitcoin: btcd mines to a miner's key and relays nothing under 5 sat/vB, so every anchor
     // the service signs at 2 sat/vB is refused once and replaced. The miner pays the service.
@@ -499,9 +499,9 @@ async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
         "max_fee_rate_sat_vb = 50\nstall_after_rsk_blocks = 30",
     );
 
-    let mut last = latest_anchor(&gateway).await;
+    let mut last = latest_anchor(gateway).await;
     for (i, point) in KILL_POINTS.iter().enumerate() {
-        next_checkpoint(&gateway, &admin, subnet).await;
+        next_checkpoint(gateway, admin, subnet).await;
         let mut service = home.start_stopping_at(Some(point));
         drive(
             &btcd,
@@ -515,17 +515,17 @@ async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
         eprintln!("killed at {point}");
 
         // The root changes while it is down; the same command starts it again.
-        let changed_at = next_checkpoint(&gateway, &admin, subnet).await;
+        let changed_at = next_checkpoint(gateway, admin, subnet).await;
         let mut service = home.start();
         let mined = drive(
             &btcd,
             &home,
             &format!("a newer root anchored after the kill at {point}"),
             Duration::from_secs(180),
-            || async { latest_anchor(&gateway).await.rskHeight >= changed_at },
+            || async { latest_anchor(gateway).await.rskHeight >= changed_at },
         )
         .await;
-        let latest = latest_anchor(&gateway).await;
+        let latest = latest_anchor(gateway).await;
         eprintln!("after the kill at {point}: a newer root anchored within {mined} Bitcoin blocks");
         assert!(
             mined <= BLOCKS_TO_ANCHOR_AFTER_A_RESTART,
@@ -564,7 +564,7 @@ async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
             assert!(held > 0 && held < given_sat, "{metrics}");
         }
         signal(&mut service, libc::SIGTERM);
-        assert_anchoring_invariants(&btcd, &gateway, &home, given_sat).await;
+        assert_anchoring_invariants(&btcd, gateway, &home, given_sat).await;
     }
     // Every restart offered the configured output again, long spent: skipped, never taken.
     let skipped = home
@@ -587,18 +587,18 @@ async fn killed_at_every_step_it_keeps_anchoring_a_changing_root() {
     // btcd starts over under the running service: its funds and its anchor in flight are
     // gone. Mined past the last anchor and paid again, it anchors a newer root.
     let mut service = home.start();
-    next_checkpoint(&gateway, &admin, subnet).await;
+    next_checkpoint(gateway, admin, subnet).await;
     btcd.restart().await;
     assert_eq!(btcd.rpc().get_block_count().await.unwrap(), 0);
     btcd.mine(ACTIVATION_HEIGHT.max(last.btcHeight + 1)).await;
     pay_from_coinbase(&btcd, &miner, 1, &home, given_sat).await;
-    let changed_at = next_checkpoint(&gateway, &admin, subnet).await;
+    let changed_at = next_checkpoint(gateway, admin, subnet).await;
     drive(
         &btcd,
         &home,
         "a newer root anchored after btcd started over",
         Duration::from_secs(180),
-        || async { latest_anchor(&gateway).await.rskHeight >= changed_at },
+        || async { latest_anchor(gateway).await.rskHeight >= changed_at },
     )
     .await;
     signal(&mut service, libc::SIGTERM);
