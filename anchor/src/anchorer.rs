@@ -347,12 +347,14 @@ impl Anchorer {
             }
             return Err(AnchorError::Busy { in_flight: fl.id });
         }
+        // Payments since the last poll count too: they may be all an empty anchorer has.
+        let tip = self.rpc.get_block_count().await?;
+        self.search_payments(tip).await?;
         let spends = self.reconcile_held().await?;
         if spends.is_empty() {
             return Err(AnchorError::NoFunds);
         }
         let signed = build_anchor_tx(&self.key, &spends, &digest, self.cfg.fee_rate_sat_vb)?;
-        let tip = self.rpc.get_block_count().await?;
         let tip_hash = self.rpc.get_block_hash(tip).await?;
         let version = TxVersion::new(
             &signed.tx,

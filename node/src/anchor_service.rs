@@ -124,12 +124,32 @@ pub struct AnchorLag {
     pub bitcoin_blocks_since_anchor: Option<u64>,
 }
 
+/// The gateway at its latest final height: the blocktree root there and the latest anchor.
+struct GatewayNow {
+    rsk_height: u64,
+    root: B256,
+    latest: IpsatGateway::Anchor,
+}
+
+impl GatewayNow {
+    async fn read(gateway: &Gateway) -> Result<Self> {
+        let rsk_height = gateway.final_height().await?;
+        Ok(Self {
+            rsk_height,
+            root: gateway.blocktree_root(Some(rsk_height)).await?,
+            latest: latest_recorded(gateway).await?,
+        })
+    }
+}
+
 impl AnchorLag {
     /// Reads the gateway's latest anchor and root at the final height, and the Bitcoin tip.
     pub async fn read(gateway: &Gateway, bitcoin: Option<&RpcClient>) -> Result<Self> {
-        let rsk_height = gateway.final_height().await?;
-        let root = gateway.blocktree_root(Some(rsk_height)).await?;
-        let latest = latest_recorded(gateway).await?;
+        Self::of(&GatewayNow::read(gateway).await?, bitcoin).await
+    }
+
+    async fn of(now: &GatewayNow, bitcoin: Option<&RpcClient>) -> Result<Self> {
+        let latest = &now.latest;
         let recorded = latest.btcTxid != B256::ZERO;
         let bitcoin_blocks_since_anchor = match bitcoin {
             Some(rpc) if recorded => Some(
@@ -140,10 +160,10 @@ impl AnchorLag {
             _ => None,
         };
         Ok(Self {
-            rsk_height,
-            unanchored_root: root != B256::ZERO && root != latest.blocktreeRoot,
+            rsk_height: now.rsk_height,
+            unanchored_root: now.root != B256::ZERO && now.root != latest.blocktreeRoot,
             rsk_blocks_since_anchored_root: recorded
-                .then(|| rsk_height.saturating_sub(latest.rskHeight)),
+                .then(|| now.rsk_height.saturating_sub(latest.rskHeight)),
             bitcoin_blocks_since_anchor,
         })
     }
@@ -423,13 +443,12 @@ impl AnchorService {
     /// or start the next one when it is due.
     async fn step(&mut self) -> Result<()> {
         self.take_configured_funds().await?;
-        // Before anything that needs funds: a payment is how an empty anchorer gets them.
-        self.anchorer.find_payments().await?;
-        let lag = AnchorLag::read(&self.gateway, Some(self.anchorer.rpc())).await?;
+        let now = GatewayNow::read(&self.gateway).await?;
+        let lag = AnchorLag::of(&now, Some(self.anchorer.rpc())).await?;
         self.observe(&lag);
         match load_pending(&self.settings.pending_path)? {
             Some(pending) => self.advance(pending).await,
-            None => self.start_if_due(&lag).await,
+            None => self.start_if_due(&now).await,
         }
     }
 
@@ -488,15 +507,13 @@ impl AnchorService {
         self.warnings = warnings;
     }
 
-    async fn start_if_due(&mut self, lag: &AnchorLag) -> Result<()> {
-        let latest = latest_recorded(&self.gateway).await?;
-        let height = lag.rsk_height;
+    async fn start_if_due(&mut self, now: &GatewayNow) -> Result<()> {
+        let (latest, height, root) = (&now.latest, now.rsk_height, now.root);
         if latest.rskBlockNumber != 0
             && height < latest.rskBlockNumber + self.settings.period_rsk_blocks
         {
             return Ok(());
         }
-        let root = self.gateway.blocktree_root(Some(height)).await?;
         if root == B256::ZERO || root == latest.blocktreeRoot {
             return Ok(());
         }

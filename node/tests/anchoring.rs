@@ -242,7 +242,13 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
     let committing = txs_committing(&rpc, tip + 1, &digest).await;
     assert_eq!(committing.len(), 1, "exactly one transaction commits it");
     assert_eq!(latest.btcTxid, B256::from(committing[0].1.to_byte_array()));
-    let recorded = gateway
+    assert_eq!(anchors_recorded(gateway).await.len(), 1, "recorded once");
+    assert_eq!(proxy.refusals(), 0, "the RSK-strict filter refused a call");
+}
+
+/// Every `AnchorRecorded` event of the gateway so far.
+async fn anchors_recorded(gateway: &Gateway) -> Vec<IpsatGateway::AnchorRecorded> {
+    let logs = gateway
         .rpc()
         .logs(
             gateway.address(),
@@ -253,8 +259,12 @@ async fn the_anchoring_service_anchors_once_and_records_once_across_a_crash() {
         )
         .await
         .unwrap();
-    assert_eq!(recorded.len(), 1, "recorded once");
-    assert_eq!(proxy.refusals(), 0, "the RSK-strict filter refused a call");
+    logs.iter()
+        .map(|log| {
+            IpsatGateway::AnchorRecorded::decode_raw_log(log.topics.iter().copied(), &log.data)
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Kill points of the anchoring service, in the order it reaches them for one anchor (every
@@ -375,22 +385,8 @@ async fn assert_anchoring_invariants(
             c.id
         );
     }
-    let recorded = gateway
-        .rpc()
-        .logs(
-            gateway.address(),
-            IpsatGateway::AnchorRecorded::SIGNATURE_HASH,
-            None,
-            0,
-            gateway.rpc().block_number().await.unwrap(),
-        )
-        .await
-        .unwrap();
     let mut txids = std::collections::BTreeSet::new();
-    for log in &recorded {
-        let event =
-            IpsatGateway::AnchorRecorded::decode_raw_log(log.topics.iter().copied(), &log.data)
-                .unwrap();
+    for event in anchors_recorded(gateway).await {
         assert!(
             txids.insert(event.btcTxid),
             "{} recorded twice",

@@ -60,13 +60,6 @@ impl Anchorer {
         }
     }
 
-    /// Searches new blocks for payments to the anchorer (as [`Self::poll`] does first), so
-    /// that a caller with nothing in flight and nothing held still finds its funds.
-    pub async fn find_payments(&mut self) -> Result<(), AnchorError> {
-        let tip = self.rpc.get_block_count().await?;
-        self.search_payments(tip).await
-    }
-
     /// Searches the blocks after the last one searched, up to `tip` (at most
     /// [`PAYMENT_SEARCH_BATCH`] of them), for outputs paying the anchorer's script in
     /// transactions that are not its own and not coinbases, and holds those the node still
